@@ -1,1 +1,14 @@
-return 0;
+using System.CommandLine;
+using GptJx.Cli;
+using GptJx.Cli.Commands;
+
+var root = new RootCommand("gptjx: run, inspect and benchmark GPT-JX models on the CPU or a CUDA GPU");
+root.Options.Add(CommonOptions.Verbose);
+foreach (var command in new[]
+{
+    GenerateCommand.Create(), LogitsCommand.Create(), EvalCommand.Create(),
+    TokenizeCommands.Tokenize(), TokenizeCommands.Detokenize(), InspectCommand.Create(), MakeTestModelCommand.Create(),
+})
+    root.Subcommands.Add(command);
+
+return await root.Parse(args).InvokeAsync();

@@ -1,0 +1,67 @@
+using System.CommandLine;
+using GptJx.Checkpoints;
+using GptJx.Model;
+using GptJx.Tensors;
+
+namespace GptJx.Cli.Commands;
+
+internal static class MakeTestModelCommand
+{
+    public static Command Create()
+    {
+        var output = new Option<DirectoryInfo>("--out", "-o") { Description = "Folder to write the checkpoint into", Required = true };
+        var preset = new Option<string>("--preset") { Description = "tiny (a few MB) or gpt-jx-3b (the full-size architecture, 5.3 GB at 16-bit)", DefaultValueFactory = _ => "tiny" };
+        var layers = new Option<int?>("--layers") { Description = "Override the number of layers" };
+        var width = new Option<int?>("--width") { Description = "Override the model width" };
+        var heads = new Option<int?>("--heads") { Description = "Override the number of heads" };
+        var ffn = new Option<int?>("--ffn") { Description = "Override the feed-forward width" };
+        var vocab = new Option<int?>("--vocab") { Description = "Override the vocabulary size" };
+        var context = new Option<int?>("--context") { Description = "Override the context length" };
+        var dtype = new Option<string>("--dtype") { Description = "fp32, fp16 or bf16", DefaultValueFactory = _ => "bf16" };
+        var format = new Option<string>("--format") { Description = "safetensors, sharded or bin", DefaultValueFactory = _ => "safetensors" };
+        var untied = new Option<bool>("--untied") { Description = "Write a separate lm_head.weight" };
+        var seed = new Option<ulong>("--seed") { Description = "Seed of the random weights", DefaultValueFactory = _ => 1 };
+        var command = new Command("make-test-model", "Write a random-weight GPT-JX checkpoint in the published layout, with tokenizer files")
+        {
+            output, preset, layers, width, heads, ffn, vocab, context, dtype, format, untied, seed,
+        };
+        command.SetAction((parse, _) => CommonOptions.Run(parse, () =>
+        {
+            TestModelShape shape;
+            try { shape = TestModelShape.Preset(parse.GetValue(preset)!); }
+            catch (ArgumentException e) { throw new UsageException("--preset: " + e.Message.Split(" (Parameter")[0]); }
+            shape = shape with
+            {
+                Layers = Positive(parse.GetValue(layers), "--layers") ?? shape.Layers,
+                Width = Positive(parse.GetValue(width), "--width") ?? shape.Width,
+                Heads = Positive(parse.GetValue(heads), "--heads") ?? shape.Heads,
+                FeedForwardWidth = Positive(parse.GetValue(ffn), "--ffn") ?? shape.FeedForwardWidth,
+                VocabularySize = Positive(parse.GetValue(vocab), "--vocab") ?? shape.VocabularySize,
+                ContextLength = Positive(parse.GetValue(context), "--context") ?? shape.ContextLength,
+            };
+            if (shape.Width % shape.Heads != 0) throw new UsageException($"--heads {shape.Heads} must divide --width {shape.Width}");
+            var type = CommonOptions.ParseDType(parse.GetValue(dtype))!.Value;
+            var kind = parse.GetValue(format) switch
+            {
+                "safetensors" => CheckpointFormat.SafeTensors,
+                "sharded" => CheckpointFormat.Sharded,
+                "bin" => CheckpointFormat.PyTorchBin,
+                var f => throw new UsageException($"--format '{f}' is not one of safetensors, sharded, bin"),
+            };
+            var dir = parse.GetValue(output)!.FullName;
+            bool tied = !parse.GetValue(untied);
+            long total = TestModel.Tensors(shape, type, tied).Sum(t => t.ElementCount * type.Size());
+            var progress = new TerminalProgress("writing");
+            var started = DateTime.UtcNow;
+            TestModel.Write(dir, shape, type, kind, parse.GetValue(seed), new Progress<long>(b => progress.Report((double)b / total)), tied);
+            progress.Report(1);
+            var config = ModelConfig.Load(dir);
+            Console.Out.WriteLine($"wrote {dir}: {config.ParameterCount:N0} parameters, {total / 1e9:F2} GB {type.Name()} {parse.GetValue(format)} in {(DateTime.UtcNow - started).TotalSeconds:F1} s");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static int? Positive(int? value, string name) =>
+        value is int v && v <= 0 ? throw new UsageException($"{name} must be positive") : value;
+}

@@ -1,0 +1,42 @@
+namespace GptJx.Generation;
+
+/// <summary>How to pick tokens and when to stop. Validate() names the bad parameter.</summary>
+public sealed record GenerationOptions
+{
+    /// <summary>Tokens to generate at most (generation also stops at the end of the context).</summary>
+    public int MaxNewTokens { get; init; } = 128;
+
+    /// <summary>0 picks the most likely token (greedy); otherwise logits are divided by it before sampling.</summary>
+    public float Temperature { get; init; } = 0f;
+
+    /// <summary>Sample only among the K most likely tokens; 0 disables.</summary>
+    public int TopK { get; init; }
+
+    /// <summary>Sample only among the most likely tokens whose probabilities sum to P; 1 disables.</summary>
+    public float TopP { get; init; } = 1f;
+
+    /// <summary>Divides positive logits (multiplies negative ones) of tokens already seen; 1 disables.</summary>
+    public float RepetitionPenalty { get; init; } = 1f;
+
+    /// <summary>Seed of the sampler: the same seed and prompt give the same output.</summary>
+    public ulong? Seed { get; init; }
+
+    /// <summary>Generation ends before any of these texts would be produced.</summary>
+    public IReadOnlyList<string> StopSequences { get; init; } = [];
+
+    /// <summary>Stop at the end-of-text token (true by default).</summary>
+    public bool StopAtEndOfText { get; init; } = true;
+
+    public void Validate()
+    {
+        if (MaxNewTokens < 0) throw new ArgumentOutOfRangeException(nameof(MaxNewTokens), MaxNewTokens, "max-new-tokens must be zero or more");
+        if (!float.IsFinite(Temperature) || Temperature < 0)
+            throw new ArgumentOutOfRangeException(nameof(Temperature), Temperature, "temperature must be a finite number >= 0 (0 = greedy)");
+        if (TopK < 0) throw new ArgumentOutOfRangeException(nameof(TopK), TopK, "top-k must be >= 0 (0 = off)");
+        if (!(TopP > 0 && TopP <= 1)) throw new ArgumentOutOfRangeException(nameof(TopP), TopP, "top-p must be in (0, 1]");
+        if (!float.IsFinite(RepetitionPenalty) || RepetitionPenalty <= 0)
+            throw new ArgumentOutOfRangeException(nameof(RepetitionPenalty), RepetitionPenalty, "repetition-penalty must be a finite number > 0 (1 = off)");
+        foreach (var stop in StopSequences)
+            if (string.IsNullOrEmpty(stop)) throw new ArgumentException("stop sequences must not be empty", nameof(StopSequences));
+    }
+}

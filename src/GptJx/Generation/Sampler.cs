@@ -1,0 +1,147 @@
+namespace GptJx.Generation;
+
+/// <summary>
+/// Picks the next token from logits: repetition penalty, then greedy or
+/// temperature / top-k / top-p sampling. Buffers are allocated once per sampler.
+/// </summary>
+public sealed class Sampler
+{
+    private readonly GenerationOptions _options;
+    private readonly Pcg32 _random;
+    private readonly int[] _order;
+    private readonly float[] _probabilities;
+    private readonly bool[] _seen;
+
+    public Sampler(GenerationOptions options, int vocabularySize)
+    {
+        options.Validate();
+        _options = options;
+        _random = new Pcg32(options.Seed ?? (ulong)Random.Shared.NextInt64());
+        _order = new int[vocabularySize];
+        _probabilities = new float[vocabularySize];
+        _seen = new bool[vocabularySize];
+    }
+
+    /// <summary>Marks tokens as seen, for the repetition penalty.</summary>
+    public void Observe(ReadOnlySpan<int> tokens)
+    {
+        foreach (int t in tokens)
+            if ((uint)t < (uint)_seen.Length) _seen[t] = true;
+    }
+
+    /// <summary>Chooses a token; <paramref name="logits"/> is modified in place.</summary>
+    public int Next(Span<float> logits)
+    {
+        if (_options.RepetitionPenalty != 1f) ApplyRepetitionPenalty(logits, _options.RepetitionPenalty);
+        int token = _options.Temperature == 0f ? ArgMax(logits) : Sample(logits);
+        _seen[token] = true;
+        return token;
+    }
+
+    private void ApplyRepetitionPenalty(Span<float> logits, float penalty)
+    {
+        for (int i = 0; i < logits.Length; i++)
+            if (_seen[i]) logits[i] = logits[i] > 0 ? logits[i] / penalty : logits[i] * penalty;
+    }
+
+    /// <summary>Index of the largest logit; the lowest index wins ties (as torch.argmax).</summary>
+    public static int ArgMax(ReadOnlySpan<float> logits)
+    {
+        int best = 0;
+        for (int i = 1; i < logits.Length; i++)
+            if (logits[i] > logits[best]) best = i;
+        return best;
+    }
+
+    private int Sample(Span<float> logits)
+    {
+        int n = logits.Length;
+        var order = _order.AsSpan(0, n);
+        for (int i = 0; i < n; i++) order[i] = i;
+
+        // Candidates sorted by logit, highest first (stable on ties by index).
+        int candidates = _options.TopK > 0 ? Math.Min(_options.TopK, n) : n;
+        var keys = _probabilities.AsSpan(0, n);
+        for (int i = 0; i < n; i++) keys[i] = -logits[i];
+        if (candidates < n) PartialSelect(keys, order, candidates);
+        keys[..candidates].Sort(order[..candidates]);
+
+        // Softmax of the candidates at this temperature.
+        float max = logits[order[0]];
+        double sum = 0;
+        var probs = _probabilities.AsSpan(0, candidates);
+        for (int i = 0; i < candidates; i++)
+        {
+            float p = MathF.Exp((logits[order[i]] - max) / _options.Temperature);
+            probs[i] = p;
+            sum += p;
+        }
+
+        // Nucleus: the smallest prefix whose probability reaches top-p.
+        int kept = candidates;
+        if (_options.TopP < 1f)
+        {
+            double cumulative = 0;
+            for (int i = 0; i < candidates; i++)
+            {
+                cumulative += probs[i] / sum;
+                if (cumulative >= _options.TopP) { kept = i + 1; break; }
+            }
+            sum = 0;
+            for (int i = 0; i < kept; i++) sum += probs[i];
+        }
+
+        double target = _random.NextDouble() * sum;
+        double running = 0;
+        for (int i = 0; i < kept; i++)
+        {
+            running += probs[i];
+            if (running > target) return order[i];
+        }
+        return order[kept - 1];
+    }
+
+    /// <summary>Moves the k smallest keys (with their indices) to the front, in any order (quickselect).</summary>
+    private static void PartialSelect(Span<float> keys, Span<int> order, int k)
+    {
+        int lo = 0, hi = keys.Length - 1;
+        while (lo < hi)
+        {
+            float pivot = keys[(lo + hi) >>> 1];
+            int i = lo, j = hi;
+            while (i <= j)
+            {
+                while (keys[i] < pivot) i++;
+                while (keys[j] > pivot) j--;
+                if (i <= j)
+                {
+                    (keys[i], keys[j]) = (keys[j], keys[i]);
+                    (order[i], order[j]) = (order[j], order[i]);
+                    i++;
+                    j--;
+                }
+            }
+            if (k - 1 <= j) hi = j;
+            else if (k - 1 >= i) lo = i;
+            else break;
+        }
+    }
+}
+
+/// <summary>PCG-XSH-RR: a small generator whose sequence is fixed by its seed on every platform and runtime.</summary>
+public sealed class Pcg32(ulong seed)
+{
+    private ulong _state = seed + 0x853C49E6748FEA9BUL;
+
+    public uint NextUInt()
+    {
+        ulong old = _state;
+        _state = old * 6364136223846793005UL + 1442695040888963407UL;
+        uint xorShifted = (uint)(((old >> 18) ^ old) >> 27);
+        int rotation = (int)(old >> 59);
+        return (xorShifted >> rotation) | (xorShifted << (-rotation & 31));
+    }
+
+    /// <summary>Uniform in [0, 1) with 53 random bits.</summary>
+    public double NextDouble() => (((ulong)NextUInt() << 21) ^ NextUInt()) / (double)(1UL << 53);
+}

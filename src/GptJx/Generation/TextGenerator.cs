@@ -1,0 +1,104 @@
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
+
+namespace GptJx.Generation;
+
+public enum FinishReason
+{
+    /// <summary>Not finished yet.</summary>
+    None,
+    /// <summary>End-of-text token or a stop sequence.</summary>
+    Stop,
+    /// <summary>max-new-tokens or the end of the context was reached.</summary>
+    Length,
+}
+
+/// <summary>One generated token and the text it completes (possibly empty while a character or stop sequence is pending).</summary>
+public readonly record struct GeneratedToken(int Id, string Text, FinishReason Finish);
+
+/// <summary>The generation loop: prefill the prompt, then sample, stream and stop.</summary>
+public static class TextGenerator
+{
+    /// <summary>Generates synchronously from token ids; the last item carries the finish reason.</summary>
+    public static IEnumerable<GeneratedToken> Generate(GptJxModel model, IReadOnlyList<int> promptIds, GenerationOptions options, CancellationToken cancellationToken = default)
+    {
+        options.Validate();
+        var config = model.Config;
+        var prompt = promptIds.Count > 0 ? promptIds.ToArray() : [config.BosTokenId];
+        if (prompt.Length >= config.ContextLength)
+            throw new ArgumentException($"the prompt has {prompt.Length} tokens; the model's context is {config.ContextLength}, which leaves no room to generate", nameof(promptIds));
+        model.CheckIds(prompt, "prompt");
+
+        int capacity = Math.Min(config.ContextLength, prompt.Length + Math.Max(options.MaxNewTokens, 1));
+        using var sequence = model.CreateSequence(capacity);
+        var sampler = new Sampler(options, config.VocabularySize);
+        sampler.Observe(prompt);
+        var decoder = model.Tokenizer.CreateStreamingDecoder();
+        var filter = new StopSequenceFilter(options.StopSequences);
+        var logits = new float[config.VocabularySize];
+        var next = new int[1];
+
+        if (options.MaxNewTokens == 0) yield break;
+        sequence.Append(prompt, logits);
+        for (int produced = 0; ; produced++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            int token = sampler.Next(logits);
+            if (options.StopAtEndOfText && token == config.EosTokenId)
+            {
+                yield return new GeneratedToken(token, filter.Flush() + decoder.Flush(), FinishReason.Stop);
+                yield break;
+            }
+            string text = filter.Push(decoder.Append(token));
+            if (filter.Stopped)
+            {
+                yield return new GeneratedToken(token, text, FinishReason.Stop);
+                yield break;
+            }
+            bool full = produced + 1 >= options.MaxNewTokens || sequence.Length >= sequence.Capacity;
+            if (full)
+            {
+                text += filter.Push(decoder.Flush());
+                if (!filter.Stopped) text += filter.Flush();
+                yield return new GeneratedToken(token, text, filter.Stopped ? FinishReason.Stop : FinishReason.Length);
+                yield break;
+            }
+            yield return new GeneratedToken(token, text, FinishReason.None);
+            next[0] = token;
+            sequence.Append(next, logits);
+        }
+    }
+
+    /// <summary>Streams generation on a worker thread; cancelling ends the stream and frees the sequence.</summary>
+    public static async IAsyncEnumerable<GeneratedToken> GenerateAsync(GptJxModel model, string prompt, GenerationOptions options,
+        [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        options.Validate();
+        var ids = model.Encode(prompt);
+        var channel = Channel.CreateBounded<GeneratedToken>(new BoundedChannelOptions(64) { SingleReader = true, SingleWriter = true });
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var producer = Task.Run(async () =>
+        {
+            try
+            {
+                foreach (var token in Generate(model, ids, options, stop.Token))
+                    await channel.Writer.WriteAsync(token, stop.Token).ConfigureAwait(false);
+                channel.Writer.Complete();
+            }
+            catch (Exception e)
+            {
+                channel.Writer.Complete(e);
+            }
+        }, CancellationToken.None);
+        try
+        {
+            await foreach (var token in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+                yield return token;
+        }
+        finally
+        {
+            stop.Cancel();
+            try { await producer.ConfigureAwait(false); } catch (OperationCanceledException) { }
+        }
+    }
+}
