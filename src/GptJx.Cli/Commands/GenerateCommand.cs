@@ -7,7 +7,8 @@ internal static class GenerateCommand
 {
     public static Command Create()
     {
-        var model = CommonOptions.Model();
+        var model = CommonOptions.Model(required: false);
+        model.Description += ". Without it, a random-weight test model is made once and used (to try the engine with no weights at hand)";
         var device = CommonOptions.Device();
         var dtype = CommonOptions.DType();
         var maxNew = new Option<int>("--max-new-tokens", "-n") { Description = "Tokens to generate at most", DefaultValueFactory = _ => 128 };
@@ -36,7 +37,7 @@ internal static class GenerateCommand
                 StopSequences = parse.GetValue(stop) ?? [],
             };
             options.Validate();
-            using var m = ModelLoading.Load(parse, parse.GetValue(model)!, parse.GetValue(device)!, parse.GetValue(dtype));
+            using var m = ModelLoading.Load(parse, parse.GetValue(model) ?? DemoModel.Ensure(), parse.GetValue(device)!, parse.GetValue(dtype));
             var stdout = Console.Out;
             await foreach (var token in m.GenerateAsync(parse.GetValue(prompt)!, options, cancel))
             {

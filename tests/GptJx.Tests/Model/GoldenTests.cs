@@ -1,0 +1,118 @@
+using System.Text.Json;
+using GptJx.Backends.Cpu;
+using GptJx.Generation;
+
+namespace GptJx.Tests.Model;
+
+/// <summary>
+/// The CPU engine against logits computed by the independent PyTorch reference
+/// (tools/reference) on the committed fixtures in tests/fixtures/golden.
+/// </summary>
+public class GoldenTests
+{
+    public static IEnumerable<string> Fixtures() =>
+        Directory.GetDirectories(Path.Combine(TestPaths.Fixtures, "golden")).Select(Path.GetFileName).Order()!;
+
+    public static IEnumerable<string> CacheableFixtures() => Fixtures().Where(f => f != "tiny-alibi-train-len");
+
+    private const double RelativeTolerance = 1e-4;
+
+    internal sealed record Golden(int[] InputIds, float[][] Logits, int[]? GreedyPrompt, int[]? GreedyContinuation, int[]? ShortInputIds, float[][]? ShortLogits);
+
+    internal static Golden Read(string fixture)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(TestPaths.Golden(fixture), "golden.json")));
+        var root = doc.RootElement;
+        int[]? Ids(string key) => root.TryGetProperty(key, out var v) ? v.EnumerateArray().Select(e => e.GetInt32()).ToArray() : null;
+        float[][]? Matrix(string key) => root.TryGetProperty(key, out var v)
+            ? v.EnumerateArray().Select(r => r.EnumerateArray().Select(e => (float)e.GetDouble()).ToArray()).ToArray()
+            : null;
+        return new Golden(Ids("input_ids")!, Matrix("logits")!, Ids("greedy_prompt"), Ids("greedy_continuation"), Ids("short_input_ids"), Matrix("short_logits"));
+    }
+
+    internal static GptJxModel Load(string fixture, int prefillChunk = 256) =>
+        GptJxModel.Load(TestPaths.Golden(fixture), new CpuBackend(), new ModelLoadOptions { PrefillChunk = prefillChunk });
+
+    internal static float[] AllLogits(GptJxModel model, int[] ids)
+    {
+        using var sequence = model.CreateSequence(ids.Length);
+        var logits = new float[ids.Length * model.VocabularySize];
+        sequence.AppendAll(ids, logits);
+        return logits;
+    }
+
+    /// <summary>Largest |a - b| over all positions, relative to the largest |expected logit|.</summary>
+    private static (double worst, double scale) Compare(float[][] expected, float[] actual, int vocabulary)
+    {
+        double worst = 0, scale = 0;
+        for (int p = 0; p < expected.Length; p++)
+            for (int v = 0; v < vocabulary; v++)
+            {
+                worst = Math.Max(worst, Math.Abs(expected[p][v] - actual[p * vocabulary + v]));
+                scale = Math.Max(scale, Math.Abs(expected[p][v]));
+            }
+        return (worst, scale);
+    }
+
+    [TestCaseSource(nameof(Fixtures))]
+    public void LogitsMatchTheReference(string fixture)
+    {
+        var golden = Read(fixture);
+        using var model = Load(fixture);
+        Assert.That(golden.Logits[0], Has.Length.EqualTo(model.VocabularySize));
+        var (worst, scale) = Compare(golden.Logits, AllLogits(model, golden.InputIds), model.VocabularySize);
+        TestContext.Out.WriteLine($"{fixture}: max |diff| {worst:E2}, max |logit| {scale:F3}, relative {worst / scale:E2}");
+        Assert.That(worst, Is.LessThanOrEqualTo(RelativeTolerance * scale), $"{fixture}: max |logit difference| {worst:E3} vs max |logit| {scale:F4}");
+
+        if (golden.ShortInputIds is { } shortIds)
+        {
+            var (shortWorst, shortScale) = Compare(golden.ShortLogits!, AllLogits(model, shortIds), model.VocabularySize);
+            Assert.That(shortWorst, Is.LessThanOrEqualTo(RelativeTolerance * shortScale), $"{fixture} (short input): {shortWorst:E3}");
+        }
+    }
+
+    [TestCaseSource(nameof(Fixtures))]
+    public void GreedyContinuationMatchesTheReference(string fixture)
+    {
+        var golden = Read(fixture);
+        if (golden.GreedyPrompt is null) Assert.Ignore($"{fixture} has no greedy golden (its slopes depend on each step's key length)");
+        using var model = Load(fixture);
+        var options = new GenerationOptions { MaxNewTokens = golden.GreedyContinuation!.Length };
+        var produced = TextGenerator.Generate(model, golden.GreedyPrompt, options).Select(t => t.Id).ToArray();
+        Assert.That(produced, Is.EqualTo(golden.GreedyContinuation));
+    }
+
+    [TestCaseSource(nameof(CacheableFixtures))]
+    public void CachedDecodingEqualsFullRecompute(string fixture)
+    {
+        var ids = Read(fixture).InputIds;
+        using var model = Load(fixture);
+        int v = model.VocabularySize;
+        var full = AllLogits(model, ids);
+
+        using var sequence = model.CreateSequence(ids.Length);
+        var step = new float[v];
+        double worst = 0, scale = 0;
+        for (int p = 0; p < ids.Length; p++)
+        {
+            sequence.Append(ids.AsSpan(p, 1), step);
+            for (int i = 0; i < v; i++)
+            {
+                worst = Math.Max(worst, Math.Abs(step[i] - full[p * v + i]));
+                scale = Math.Max(scale, Math.Abs(full[p * v + i]));
+            }
+        }
+        Assert.That(worst, Is.LessThanOrEqualTo(1e-5 * scale), $"one token at a time vs one pass: {worst:E3}");
+    }
+
+    [TestCaseSource(nameof(CacheableFixtures))]
+    public void ChunkedPrefillEqualsOnePass(string fixture)
+    {
+        var ids = Read(fixture).InputIds;
+        using var onePass = Load(fixture);
+        using var chunked = Load(fixture, prefillChunk: 5);
+        var expected = AllLogits(onePass, ids);
+        var actual = AllLogits(chunked, ids);
+        Assert.That(actual, Is.EqualTo(expected).Within(1e-5f * expected.Max(Math.Abs)));
+    }
+}
