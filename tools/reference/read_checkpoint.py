@@ -13,6 +13,7 @@ import json
 import os
 import struct
 import sys
+import zipfile
 
 import torch
 
@@ -50,6 +51,11 @@ def load(path):
         return {name: shards[s][name] for name, s in weight_map.items()}
     if path.endswith(".safetensors"):
         return read_safetensors(path)
+    # torch does not check zip CRCs; Python's zipfile does, so bad ones fail here.
+    with zipfile.ZipFile(path) as archive:
+        bad = archive.testzip()
+        if bad is not None:
+            raise SystemExit(f"{path}: CRC mismatch in {bad}")
     return torch.load(path, map_location="cpu")
 
 

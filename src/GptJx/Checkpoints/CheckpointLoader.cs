@@ -37,20 +37,24 @@ public static class CheckpointLoader
         string name = Path.GetFileName(file);
         if (name.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase)) return ShardedTensorSource.Open(file);
         if (name.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return SafeTensorsReader.Open(file);
-        return IsZip(file) ? PyTorchBinReader.Open(file) : SafeTensorsReader.Open(file);
+        return LooksLikeTorch(file) ? PyTorchBinReader.Open(file) : SafeTensorsReader.Open(file);
     }
 
-    /// <summary>torch.save archives start with a zip local header; safetensors with a length.</summary>
-    private static bool IsZip(string file)
+    /// <summary>
+    /// torch.save archives start with a zip local header ("PK"), legacy torch
+    /// files with a pickle PROTO (0x80); safetensors start with a length. Torch
+    /// file extensions also go to the torch reader, whose errors explain more.
+    /// </summary>
+    private static bool LooksLikeTorch(string file)
     {
         try
         {
             using var stream = File.OpenRead(file);
             Span<byte> magic = stackalloc byte[2];
-            return stream.ReadAtLeast(magic, 2, throwOnEndOfStream: false) == 2 && magic is [(byte)'P', (byte)'K']
-                // A bare pickle (legacy torch.save) also goes to the torch reader, which explains it.
-                || (stream.Length > 0 && magic[0] == 0x80)
-                || file.EndsWith(".bin", StringComparison.OrdinalIgnoreCase) || file.EndsWith(".pt", StringComparison.OrdinalIgnoreCase) || file.EndsWith(".pth", StringComparison.OrdinalIgnoreCase);
+            int read = stream.ReadAtLeast(magic, 2, throwOnEndOfStream: false);
+            if (read == 2 && magic is [(byte)'P', (byte)'K']) return true;
+            if (read >= 1 && magic[0] == 0x80) return true;
+            return Path.GetExtension(file).ToLowerInvariant() is ".bin" or ".pt" or ".pth";
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
