@@ -76,13 +76,23 @@ public sealed class PyTorchBinReader : MappedTensorSource
         long[] shape = tensor.Shape, stride = tensor.Stride;
 
         if (shape.Any(d => d < 0)) throw Bad($"negative size [{string.Join(", ", shape)}]");
-        // Row-major contiguity; a dimension of size 1 may carry any stride, as in torch.
-        long expected = 1;
-        for (int i = shape.Length - 1; i >= 0; i--)
+        long elements, storageBytes;
+        try
         {
-            if (shape[i] != 1 && stride[i] != expected && shape.All(d => d != 0))
-                throw Bad($"tensor is not contiguous (size [{string.Join(", ", shape)}], stride [{string.Join(", ", stride)}]); save it with .contiguous()");
-            expected *= shape[i];
+            // Row-major contiguity; a dimension of size 1 may carry any stride, as in torch.
+            elements = 1;
+            for (int i = shape.Length - 1; i >= 0; i--)
+            {
+                if (shape[i] != 1 && stride[i] != elements && !shape.Contains(0))
+                    throw Bad($"tensor is not contiguous (size [{string.Join(", ", shape)}], stride [{string.Join(", ", stride)}]); save it with .contiguous()");
+                elements = checked(elements * shape[i]);
+            }
+            storageBytes = checked(tensor.Storage.ElementCount * dtype.Size());
+            _ = checked(tensor.StorageOffset + elements);
+        }
+        catch (OverflowException)
+        {
+            throw Bad($"size [{string.Join(", ", shape)}] or its storage is too large");
         }
 
         string memberName = prefix + "data/" + tensor.Storage.Key;
@@ -90,11 +100,10 @@ public sealed class PyTorchBinReader : MappedTensorSource
             throw Bad($"its storage '{memberName}' is missing from the archive");
         if (member.Method != 0)
             throw Bad($"zip member '{memberName}' is compressed (method {member.Method}); torch.save stores tensor data uncompressed, so this archive was re-packed and cannot be memory-mapped");
-        long storageBytes = tensor.Storage.ElementCount * dtype.Size();
         if (member.Size < storageBytes)
             throw Bad($"storage '{memberName}' holds {member.Size} bytes but {tensor.Storage.ElementCount} {dtype.Name()} elements need {storageBytes} (truncated file?)");
-        if (tensor.StorageOffset < 0 || tensor.StorageOffset + expected > tensor.Storage.ElementCount)
-            throw Bad($"elements [{tensor.StorageOffset}, {tensor.StorageOffset + expected}) lie outside its storage of {tensor.Storage.ElementCount}");
+        if (tensor.StorageOffset < 0 || tensor.StorageOffset + elements > tensor.Storage.ElementCount)
+            throw Bad($"elements [{tensor.StorageOffset}, {tensor.StorageOffset + elements}) lie outside its storage of {tensor.Storage.ElementCount}");
         return member.DataOffset + tensor.StorageOffset * dtype.Size();
     }
 

@@ -5,7 +5,7 @@ using GptJx.Tensors;
 
 namespace GptJx.Tests.Checkpoints;
 
-/// <summary>Shared helpers: a scratch folder per test, deterministic tensor bytes, crafted files.</summary>
+/// <summary>Common test plumbing: a scratch folder per test, deterministic tensor bytes, crafted files.</summary>
 public abstract class CheckpointTestBase
 {
     protected string Dir { get; private set; } = "";

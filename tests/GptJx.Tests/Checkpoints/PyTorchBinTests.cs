@@ -80,6 +80,14 @@ public class PyTorchBinTests : CheckpointTestBase
     }
 
     [Test]
+    public void SizeThatOverflows()
+    {
+        byte[] pickle = TorchPickleWriter.Write([new PickledTensor("huge", DType.F32, "0", 1, 0, [1L << 40, 1L << 40], [1L << 40, 1])]);
+        string path = WriteTorchZip("huge.bin", pickle, new Dictionary<string, byte[]> { ["0"] = new byte[4] });
+        Assert.That(Fails(path).Message, Does.Contain("huge.bin").And.Contain("'huge'").And.Contain("too large"));
+    }
+
+    [Test]
     public void StorageMemberShorterThanDeclared()
     {
         byte[] pickle = TorchPickleWriter.Write([PickledTensor.Contiguous("w", DType.F32, "0", [4])]);
