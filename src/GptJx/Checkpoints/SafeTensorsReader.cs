@@ -1,0 +1,125 @@
+using System.Buffers.Binary;
+using System.Text.Json;
+using GptJx.Tensors;
+
+namespace GptJx.Checkpoints;
+
+/// <summary>
+/// Reads one .safetensors file: an 8-byte little-endian header length, a JSON
+/// header mapping tensor names to dtype, shape and [begin, end) byte offsets
+/// relative to the end of the header, then the raw tensor bytes.
+/// </summary>
+public sealed class SafeTensorsReader : MappedTensorSource
+{
+    // The reference implementation refuses headers above 100 MB; so do we, so
+    // that a corrupt length cannot make us copy gigabytes into a string.
+    private const long MaxHeaderBytes = 100_000_000;
+
+    private SafeTensorsReader(string path) : base(path) { }
+
+    public static SafeTensorsReader Open(string path)
+    {
+        var reader = new SafeTensorsReader(path);
+        try
+        {
+            reader.Attach(MappedFile.Open(path));
+            reader.ReadHeader();
+            return reader;
+        }
+        catch
+        {
+            reader.Dispose();
+            throw;
+        }
+    }
+
+    private void ReadHeader()
+    {
+        string path = Location;
+        long fileLength = File.Length;
+        if (fileLength < 8)
+            throw new CheckpointException(path, null, $"file is {fileLength} bytes, too short for the 8-byte header length (truncated file?)");
+
+        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(File.Span(0, 8));
+        if (headerLength > MaxHeaderBytes)
+            throw new CheckpointException(path, null, $"header length {headerLength} is larger than the {MaxHeaderBytes}-byte limit (not a safetensors file?)");
+        if (8 + (long)headerLength > fileLength)
+            throw new CheckpointException(path, null, $"header length {headerLength} runs beyond the end of the file of {fileLength} bytes (truncated file?)");
+
+        long dataStart = 8 + (long)headerLength;
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(File.Span(8, (int)headerLength).ToArray());
+        }
+        catch (JsonException e)
+        {
+            throw new CheckpointException(path, null, $"header is not valid JSON: {e.Message}", e);
+        }
+
+        using (document)
+        {
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+                throw new CheckpointException(path, null, "header is not a JSON object");
+            foreach (var property in document.RootElement.EnumerateObject())
+            {
+                if (property.Name == "__metadata__") continue; // free-form strings, not needed to load
+                var (info, begin) = ParseEntry(path, property.Name, property.Value, fileLength - dataStart);
+                Add(info, dataStart + begin);
+            }
+        }
+    }
+
+    /// <summary>Validates one header entry and returns it with its offset inside the data section.</summary>
+    private static (TensorInfo Info, long Begin) ParseEntry(string path, string name, JsonElement entry, long dataLength)
+    {
+        CheckpointException Bad(string why) => new(path, name, why);
+
+        if (entry.ValueKind != JsonValueKind.Object) throw Bad("header entry is not a JSON object");
+        if (!entry.TryGetProperty("dtype", out var dtypeElement) || dtypeElement.ValueKind != JsonValueKind.String)
+            throw Bad("header entry has no \"dtype\" string");
+        string dtypeText = dtypeElement.GetString()!;
+        DType dtype = dtypeText switch
+        {
+            "F32" => DType.F32,
+            "F16" => DType.F16,
+            "BF16" => DType.BF16,
+            _ => throw Bad($"unsupported dtype '{dtypeText}' (supported: F32, F16, BF16)"),
+        };
+
+        if (!entry.TryGetProperty("shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array)
+            throw Bad("header entry has no \"shape\" array");
+        var shape = new long[shapeElement.GetArrayLength()];
+        int i = 0;
+        foreach (var dim in shapeElement.EnumerateArray())
+        {
+            if (dim.ValueKind != JsonValueKind.Number || !dim.TryGetInt64(out long value) || value < 0)
+                throw Bad($"shape {shapeElement.GetRawText()} is not a list of non-negative integers");
+            shape[i++] = value;
+        }
+
+        if (!entry.TryGetProperty("data_offsets", out var offsetsElement) || offsetsElement.ValueKind != JsonValueKind.Array
+            || offsetsElement.GetArrayLength() != 2
+            || !offsetsElement[0].TryGetInt64(out long begin) || !offsetsElement[1].TryGetInt64(out long end))
+            throw Bad("header entry has no \"data_offsets\" pair of integers");
+
+        long expected;
+        try
+        {
+            expected = checked(shape.Aggregate(1L, (a, b) => checked(a * b)) * dtype.Size());
+        }
+        catch (OverflowException)
+        {
+            throw Bad($"shape {shapeElement.GetRawText()} is too large");
+        }
+
+        if (begin < 0 || end < begin)
+            throw Bad($"data_offsets [{begin}, {end}] are not an increasing pair of non-negative offsets");
+        if (end - begin != expected)
+            throw Bad($"data_offsets [{begin}, {end}] span {end - begin} bytes but {dtypeText} {shapeElement.GetRawText()} needs {expected}");
+        if (end > dataLength)
+            throw Bad($"data_offsets [{begin}, {end}] run beyond the {dataLength} data bytes in the file (truncated file?)");
+
+        return (new TensorInfo(name, dtype, shape, path), begin);
+    }
+}
