@@ -11,6 +11,13 @@ public interface ITensorSource : IDisposable
 
     IReadOnlyCollection<TensorInfo> Tensors { get; }
 
+    /// <summary>
+    /// Tensors the checkpoint holds in an element type the engine does not compute with
+    /// (integer ids, bool attention masks of old checkpoints), with the reason. They are
+    /// not in <see cref="Tensors"/>; the error surfaces only if the model needs one.
+    /// </summary>
+    IReadOnlyDictionary<string, string> UnsupportedTensors { get; }
+
     bool TryGetTensor(string name, out TensorInfo info);
 
     /// <summary>

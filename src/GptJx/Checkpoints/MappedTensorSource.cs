@@ -17,6 +17,12 @@ public abstract unsafe class MappedTensorSource : ITensorSource
 
     public IReadOnlyCollection<TensorInfo> Tensors => _ordered;
 
+    public IReadOnlyDictionary<string, string> UnsupportedTensors => _unsupported;
+
+    private readonly Dictionary<string, string> _unsupported = new(StringComparer.Ordinal);
+
+    private protected void AddUnsupported(string name, string reason) => _unsupported.TryAdd(name, reason);
+
     private protected MappedFile File => _file ?? throw new ObjectDisposedException(Location);
 
     /// <summary>Takes ownership of the mapped file (released on Dispose).</summary>

@@ -61,7 +61,9 @@ public sealed class PyTorchBinReader : MappedTensorSource
         var tensors = TorchUnpickler.ReadStateDict(path, Member(pickleEntry, null).ToArray());
 
         foreach (var (name, tensor) in tensors)
-            Add(new TensorInfo(name, CheckDType(name, tensor), tensor.Shape, path), StorageOffset(byName, prefix, name, tensor));
+            if (tensor.Storage.DType is null)
+                AddUnsupported(name, $"unsupported dtype: storage type '{tensor.Storage.TypeName}' (supported: torch.FloatStorage, torch.HalfStorage, torch.BFloat16Storage)");
+            else Add(new TensorInfo(name, CheckDType(name, tensor), tensor.Shape, path), StorageOffset(byName, prefix, name, tensor));
     }
 
     private DType CheckDType(string name, TorchTensor tensor) =>

@@ -64,11 +64,22 @@ public sealed class SafeTensorsReader : MappedTensorSource
             foreach (var property in document.RootElement.EnumerateObject())
             {
                 if (property.Name == "__metadata__") continue; // free-form strings, not needed to load
+                if (UnsupportedDType(property.Value) is string reason)
+                {
+                    AddUnsupported(property.Name, reason);
+                    continue;
+                }
                 var (info, begin) = ParseEntry(path, property.Name, property.Value, fileLength - dataStart);
                 Add(info, dataStart + begin);
             }
         }
     }
+
+    private static string? UnsupportedDType(JsonElement entry) =>
+        entry.ValueKind == JsonValueKind.Object && entry.TryGetProperty("dtype", out var d) && d.ValueKind == JsonValueKind.String
+            && d.GetString() is not ("F32" or "F16" or "BF16")
+            ? $"unsupported dtype '{d.GetString()}' (supported: F32, F16, BF16)"
+            : null;
 
     /// <summary>Validates one header entry and returns it with its offset inside the data section.</summary>
     private static (TensorInfo Info, long Begin) ParseEntry(string path, string name, JsonElement entry, long dataLength)

@@ -20,6 +20,10 @@ public sealed class ShardedTensorSource : ITensorSource
 
     public IReadOnlyCollection<TensorInfo> Tensors => _ordered;
 
+    public IReadOnlyDictionary<string, string> UnsupportedTensors => _unsupported;
+
+    private readonly Dictionary<string, string> _unsupported = new(StringComparer.Ordinal);
+
     /// <summary>Opens the index and every shard it names (each once).</summary>
     public static ShardedTensorSource Open(string indexPath)
     {
@@ -36,6 +40,11 @@ public sealed class ShardedTensorSource : ITensorSource
                     shard = OpenShard(indexPath, folder, name, shardName);
                     opened.Add(shardName, shard);
                     source._shards.Add(shard);
+                }
+                if (shard.UnsupportedTensors.TryGetValue(name, out var reason))
+                {
+                    source._unsupported.Add(name, reason);
+                    continue;
                 }
                 if (!shard.TryGetTensor(name, out var info))
                     throw new CheckpointException(shard.Location, name,

@@ -137,7 +137,8 @@ public sealed class ModelWeights : IDisposable
         private TensorData Get(string name, params long[] shape)
         {
             if (!source.TryGetTensor(name, out var info))
-                throw new CheckpointException(source.Location, name, "missing from the checkpoint");
+                throw new CheckpointException(source.Location, name,
+                    source.UnsupportedTensors.TryGetValue(name, out var reason) ? reason : "missing from the checkpoint");
             if (!info.Shape.SequenceEqual(shape))
                 throw new CheckpointException(info.File, name, $"has shape {info.ShapeText}, expected [{string.Join(", ", shape)}]");
             _used.Add(name);
@@ -171,6 +172,7 @@ public sealed class ModelWeights : IDisposable
 
         public IReadOnlyList<string> Unused() => source.Tensors
             .Select(t => t.Name)
+            .Concat(source.UnsupportedTensors.Keys)
             .Where(n => !_used.Contains(n) && !IsLegacyBuffer(n))
             .Order(StringComparer.Ordinal)
             .ToList();

@@ -73,8 +73,10 @@ public class SafeTensorsErrorTests : CheckpointTestBase
     {
         string path = WriteSafeTensors("ids.safetensors",
             $$$"""{"__metadata__": {"format": "pt"}, "position_ids": {"dtype": "{{{dtype}}}", "shape": [1], "data_offsets": [0, 8]}}""", new byte[8]);
-        var e = Fails(path);
-        Assert.That(e.Message, Does.Contain("ids.safetensors").And.Contain("'position_ids'").And.Contain($"unsupported dtype '{dtype}'"));
+        // Recorded, not fatal: old checkpoints carry integer and bool buffers the model never reads.
+        using var source = SafeTensorsReader.Open(path);
+        Assert.That(source.Tensors, Is.Empty);
+        Assert.That(source.UnsupportedTensors["position_ids"], Is.EqualTo($"unsupported dtype '{dtype}' (supported: F32, F16, BF16)"));
     }
 
     [Test]

@@ -1,0 +1,93 @@
+using System.Text.Json;
+using GptJx.Tests.Model;
+
+namespace GptJx.Tests.Cli;
+
+public class CliTests
+{
+    [Test]
+    public void LogitsPrintsTheReferenceLogitsAsJson()
+    {
+        var golden = GoldenTests.Read("tiny-heads6");
+        var r = CliRunner.Run("logits", "--model", TestPaths.Golden("tiny-heads6"), "--device", "cpu", "--ids", string.Join(',', golden.InputIds));
+        Assert.That(r.ExitCode, Is.Zero, r.Stderr);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        Assert.That(doc.RootElement.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()), Is.EqualTo(golden.InputIds));
+        var logits = doc.RootElement.GetProperty("logits").EnumerateArray().Select(e => e.GetSingle()).ToArray();
+        var expected = golden.Logits[^1];
+        Assert.That(logits, Is.EqualTo(expected).Within(1e-4f * expected.Max(Math.Abs)));
+    }
+
+    [Test]
+    public void LogitsForAllPositions()
+    {
+        var r = CliRunner.Run("logits", "--model", TestPaths.Golden("tiny-bin"), "--device", "cpu", "--ids", "1,2,3", "--all-positions");
+        Assert.That(r.ExitCode, Is.Zero, r.Stderr);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var rows = doc.RootElement.GetProperty("logits").EnumerateArray().ToArray();
+        Assert.That(rows, Has.Length.EqualTo(3));
+        Assert.That(rows.Select(row => row.GetArrayLength()), Is.All.EqualTo(384));
+    }
+
+    [Test]
+    public void MakeTestModelThenGenerateStreamsText()
+    {
+        using var dir = new TempDirectory();
+        var made = CliRunner.Run("make-test-model", "--out", dir.Path, "--layers", "1", "--width", "32", "--heads", "4", "--ffn", "40", "--format", "bin", "--dtype", "fp16");
+        Assert.That(made.ExitCode, Is.Zero, made.Stderr);
+        Assert.That(made.Stdout, Does.StartWith($"wrote {dir.Path}"));
+        Assert.That(File.Exists(dir.File("pytorch_model.bin")) && File.Exists(dir.File("vocab.json")) && File.Exists(dir.File("merges.txt")), Is.True);
+
+        var a = CliRunner.Run("generate", "--model", dir.Path, "--device", "cpu", "--max-new-tokens", "8", "--temperature", "0.9", "--seed", "4", "Hello");
+        var b = CliRunner.Run("generate", "--model", dir.Path, "--device", "cpu", "--max-new-tokens", "8", "--temperature", "0.9", "--seed", "4", "Hello");
+        Assert.That(a.ExitCode, Is.Zero, a.Stderr);
+        Assert.That(a.Stdout.Trim(), Is.Not.Empty);
+        Assert.That(b.Stdout, Is.EqualTo(a.Stdout), "same seed, same text");
+
+        var inspect = CliRunner.Run("inspect", "--model", dir.Path, "--context", "100");
+        Assert.That(inspect.ExitCode, Is.Zero, inspect.Stderr);
+        Assert.That(inspect.Stdout, Does.Contain("parameters").And.Contain("fp16"));
+    }
+
+    [Test]
+    public void TokenizeAndDetokenizeRoundTrip()
+    {
+        var t = CliRunner.Run("tokenize", "--text", "Hello world", "--json");
+        Assert.That(t.ExitCode, Is.Zero, t.Stderr);
+        using var doc = JsonDocument.Parse(t.Stdout);
+        Assert.That(doc.RootElement.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()), Is.EqualTo(new[] { 15496, 995 }));
+        var d = CliRunner.Run("detokenize", "--ids", "15496,995");
+        Assert.That(d.Stdout.TrimEnd('\n'), Is.EqualTo("Hello world"));
+    }
+
+    [TestCase(new[] { "generate", "--model", "/nonexistent/model", "--device", "cpu", "hi" }, 2, "error: --model: folder '/nonexistent/model' does not exist")]
+    [TestCase(new[] { "generate", "--model", "MODEL", "--device", "cpu", "--temperature", "-1", "hi" }, 1, "error: temperature must be a finite number >= 0")]
+    [TestCase(new[] { "generate", "--model", "MODEL", "--device", "cpu", "--top-p", "2", "hi" }, 1, "error: top-p must be in (0, 1]")]
+    [TestCase(new[] { "logits", "--model", "MODEL", "--device", "cpu", "--ids", "1,x" }, 2, "error: --ids: 'x' is not a token id")]
+    [TestCase(new[] { "logits", "--model", "MODEL", "--device", "cpu", "--ids", "1,384" }, 1, "error: input token id 384 is outside the model's vocabulary of 384")]
+    [TestCase(new[] { "logits", "--model", "MODEL", "--device", "tpu", "--ids", "1" }, 2, "error: --device 'tpu' is not one of auto, cpu, cuda, cuda:N")]
+    [TestCase(new[] { "logits", "--model", "MODEL", "--dtype", "int4", "--ids", "1" }, 2, "error: --dtype 'int4' is not one of fp32, fp16, bf16")]
+    public void ErrorsAreOneLineAndNonZero(string[] args, int exitCode, string message)
+    {
+        var r = CliRunner.Run(args.Select(a => a == "MODEL" ? TestPaths.Golden("tiny-f32") : a).ToArray());
+        Assert.That(r.ExitCode, Is.EqualTo(exitCode));
+        Assert.That(r.Stderr.TrimEnd('\n').Split('\n'), Has.Length.EqualTo(1), r.Stderr);
+        Assert.That(r.Stderr, Does.StartWith(message));
+    }
+
+    [Test]
+    public void VerboseAddsTheStack()
+    {
+        var r = CliRunner.Run("logits", "--model", TestPaths.Golden("tiny-f32"), "--device", "cpu", "--ids", "1,384", "--verbose");
+        Assert.That(r.ExitCode, Is.EqualTo(1));
+        Assert.That(r.Stderr, Does.Contain("   at GptJx."));
+    }
+
+    [Test]
+    public void PromptLongerThanTheContextIsRefused()
+    {
+        var r = CliRunner.Run("generate", "--model", TestModels.SmallModelDirectory, "--device", "cpu", string.Concat(Enumerable.Repeat(" word", 200)));
+        Assert.That(r.ExitCode, Is.EqualTo(1));
+        Assert.That(r.Stderr, Does.StartWith("error: the prompt has 200 tokens; the model's context is 64"));
+    }
+}
