@@ -55,7 +55,8 @@ public static class TextGenerator
                 yield return new GeneratedToken(token, text, FinishReason.Stop);
                 yield break;
             }
-            bool full = produced + 1 >= options.MaxNewTokens || sequence.Length >= sequence.Capacity;
+            // Prompt and generated tokens together fill at most the context (as Hugging Face's max_length).
+            bool full = produced + 1 >= options.MaxNewTokens || sequence.Length + 1 >= sequence.Capacity;
             if (full)
             {
                 text += filter.Push(decoder.Flush());
@@ -93,7 +94,11 @@ public static class TextGenerator
         try
         {
             await foreach (var token in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                // Buffered tokens are not handed out once the caller has cancelled.
+                cancellationToken.ThrowIfCancellationRequested();
                 yield return token;
+            }
         }
         finally
         {

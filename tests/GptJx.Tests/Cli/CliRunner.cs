@@ -9,7 +9,7 @@ internal static class CliRunner
 
     public static Result Run(params string[] args)
     {
-        string dll = Path.Combine(AppContext.BaseDirectory, "gptjx.dll");
+        string dll = Path.Combine(AppContext.BaseDirectory, "GptJx.Cli.dll");
         string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host ? host : "dotnet";
         var start = new ProcessStartInfo(dotnet) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
         start.ArgumentList.Add(dll);

@@ -24,8 +24,8 @@ public class StopSequenceFilterTests
 
         var other = new StopSequenceFilter(["END"]);
         Assert.That(other.Push("the EN"), Is.EqualTo("the "));
-        Assert.That(other.Push("ZYME"), Is.EqualTo("ENZYME"));
-        Assert.That(other.Push(" E"), Is.EqualTo(" "));
+        Assert.That(other.Push("ZYME"), Is.EqualTo("ENZYM"), "the final E might still start END");
+        Assert.That(other.Push(" E"), Is.EqualTo("E "));
         Assert.That(other.Flush(), Is.EqualTo("E"));
     }
 
