@@ -26,6 +26,7 @@ internal static class ModelLoading
         switch (device.Trim().ToLowerInvariant())
         {
             case "cpu":
+            case "auto":
                 return new CpuBackend(type);
             default:
                 throw new UsageException($"--device '{device}' is not one of auto, cpu, cuda, cuda:N");
