@@ -102,7 +102,8 @@ public sealed class GptJxModel : IDisposable
         }
     }
 
-    internal int MaxRowsPerForward => _transformer.MaxRows;
+    /// <summary>Most tokens one forward call takes (the prefill chunk).</summary>
+    public int MaxRowsPerForward => _transformer.MaxRows;
 
     /// <summary>
     /// Streams generated text for <paramref name="prompt"/>. Runs on a worker thread;
