@@ -28,7 +28,7 @@ public static partial class PtxResources
     public static IReadOnlyList<string> EntryPoints(string ptx) =>
         EntryRegex().Matches(ptx).Select(m => m.Groups[1].Value).ToArray();
 
-    [GeneratedRegex(@"^\s*\.(?:visible\s+)?entry\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(", RegexOptions.Multiline)]
+    [GeneratedRegex(@"^\s*(?:\.visible\s+)?\.entry\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(", RegexOptions.Multiline)]
     private static partial Regex EntryRegex();
 }
 
