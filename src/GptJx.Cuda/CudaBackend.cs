@@ -54,9 +54,15 @@ public sealed unsafe partial class CudaBackend : IBackend
         using var scope = context.Enter();
         _stream = new CudaStream(context);
         _kernels = new KernelCatalog(context);
+        // Raise the dynamic shared memory limit of the prefill kernels now (not during a capture),
+        // for the head widths whose tiles fit this device's per-block opt-in maximum.
+        CudaCheck.Driver(CudaDriver.cuDeviceGet(out var dev, ordinal));
+        CudaCheck.Driver(CudaDriver.cuDeviceGetAttribute(out var optin, CudaDriver.AttrMaxSharedMemoryPerBlockOptin, dev));
+        MaxSharedPerBlock = optin;
         foreach (var hd in SupportedHeadDims)
-            foreach (var t in new[] { "f16", "bf16" })
-                _kernels[$"attention_prefill_{t}_hd{hd}"].ReserveDynamicShared(PrefillSharedBytes(hd));
+            if (PrefillSharedBytes(hd) <= optin)
+                foreach (var t in new[] { "f16", "bf16" })
+                    _kernels[$"attention_prefill_{t}_hd{hd}"].ReserveDynamicShared(PrefillSharedBytes(hd));
 
         _blas = new CublasHandle(context);
         CudaCheck.Blas(CuBlas.cublasCreate(out var blas));
@@ -172,6 +178,8 @@ public sealed unsafe partial class CudaBackend : IBackend
     public DType ComputeType => WeightType;
     public DType WeightType { get; }
     public CudaDeviceInfo Device { get; }
+    /// <summary>Most shared memory one block may opt in to (bytes).</summary>
+    public int MaxSharedPerBlock { get; private set; }
     /// <summary>cuBLAS version, e.g. 130000 for 13.0.0.</summary>
     public int CublasVersion { get; }
 
@@ -204,6 +212,8 @@ public sealed unsafe partial class CudaBackend : IBackend
     {
         if (!SupportedHeadDims.Contains(headDim))
             throw new NotSupportedException($"head width {headDim} has no CUDA attention kernel (supported: {string.Join(", ", SupportedHeadDims)})");
+        if (PrefillSharedBytes(headDim) > MaxSharedPerBlock)
+            throw new NotSupportedException($"head width {headDim} needs {PrefillSharedBytes(headDim)} bytes of shared memory per block; {Device.Name} allows {MaxSharedPerBlock}");
         if (heads < 1 || heads > MaxHeads) throw new ArgumentOutOfRangeException(nameof(heads), heads, $"1..{MaxHeads} heads");
         if (layers < 1 || slots < 1 || maxPositions < 1) throw new ArgumentOutOfRangeException(nameof(layers), "layers, slots and positions must be positive");
         NotCapturing(nameof(CreateKvCache));
