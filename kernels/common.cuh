@@ -1,4 +1,4 @@
-// Shared helpers for the GptJx CUDA kernels (included by every kernels/*.cu).
+// Shared device functions for the GptJx CUDA kernels (included by every kernels/*.cu).
 //
 // Element types: float (fp32), __half (fp16), __nv_bfloat16 (bf16). Kernels are
 // templates over these and exported through extern "C" instantiations whose names

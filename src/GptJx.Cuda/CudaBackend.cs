@@ -11,7 +11,7 @@ namespace GptJx.Cuda;
 /// The CUDA implementation of <see cref="IBackend"/>: weights in fp16 or bf16 on one device,
 /// cuBLAS GEMMs (fp32 accumulation), fused PTX kernels for everything else, all work queued on one
 /// stream. No op allocates or waits for the device except <see cref="CopyToHost"/>, <see cref="Synchronize"/>
-/// and the sampling helpers, so a whole forward pass can be captured as a CUDA graph
+/// and the sampling methods, so a whole forward pass can be captured as a CUDA graph
 /// (<see cref="BeginCapture"/>, <see cref="EndCapture"/>, <see cref="Replay"/>).
 /// </summary>
 public sealed unsafe partial class CudaBackend : IBackend
@@ -550,7 +550,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         _uploadedSlopeCount = -1;
     }
 
-    // ---- helpers -------------------------------------------------------------
+    // ---- utilities -------------------------------------------------------------
 
     internal static string Suffix(DType type) => type switch
     {
