@@ -1,0 +1,194 @@
+using GptJx.Backends;
+using GptJx.Cuda;
+using GptJx.Tensors;
+
+namespace GptJx.Cuda.Tests;
+
+[TestFixture(DType.F16)]
+[TestFixture(DType.BF16)]
+[Category("GPU")]
+public class GpuOpTests(DType type) : GpuTest(type)
+{
+    private float Tol => Type == DType.BF16 ? 2e-2f : 4e-3f;
+
+    [Test]
+    public void DeviceIsDescribed()
+    {
+        TestContext.Out.WriteLine(Backend.Device);
+        Assert.That(Backend.Name, Does.StartWith("cuda:0 ("));
+        Assert.That(Backend.Device.Major, Is.GreaterThanOrEqualTo(8));
+        Assert.That(Backend.ComputeType, Is.EqualTo(Type));
+    }
+
+    [TestCase(1)]
+    [TestCase(5)]
+    public void EmbedGathersAndScales(int count)
+    {
+        const int v = 37, d = 48;
+        var table = Random(v * d);
+        var emb = Own(Backend.LoadEmbedding(Checkpoint("wte", table, DType.F32, v, d)));
+        int[] ids = [0, 36, 5, 5, 17];
+        var o = Tensor(8, d, DType.F32);
+        Backend.Embed(ids.AsSpan(0, count), emb, 14.6f, o);
+        var expected = new float[count * d];
+        for (var t = 0; t < count; t++)
+            for (var c = 0; c < d; c++) expected[t * d + c] = HostConversions.Round(table[ids[t] * d + c], Type) * 14.6f;
+        Assert.That(o.Rows, Is.EqualTo(count));
+        AssertClose(Read(o), expected, 1e-5f, 1e-6f, "embedding");
+    }
+
+    [TestCase(1, 2560, DType.F32)]
+    [TestCase(7, 2560, DType.F16)]
+    [TestCase(3, 100, DType.BF16)]
+    [TestCase(2, 33, DType.F16)]
+    public void LayerNormMatchesCpu(int rows, int width, DType output)
+    {
+        var x = Random(rows * width, 3f).Select(v => v + 1.5f).ToArray();
+        var gain = Random(width); var bias = Random(width);
+        var norm = Own(Backend.LoadNorm(Checkpoint("g", gain, Type, width), Checkpoint("b", bias, Type, width)));
+        var input = Tensor(rows, width, DType.F32, x);
+        var y = Tensor(rows, width, output);
+        Backend.LayerNorm(input, norm, 1e-5f, y);
+        var expected = Reference.LayerNorm(x, width, Rounded(gain), Rounded(bias), 1e-5f);
+        var tol = output == DType.F32 ? 1e-4f : output == DType.BF16 ? 2e-2f : 4e-3f;
+        AssertClose(Read(y), expected, tol, tol, "layer norm");
+    }
+
+    [TestCase(1)]
+    [TestCase(5)]
+    [TestCase(33)]
+    public void FusedInOutLinearWithBiasAndResidual(int rows)
+    {
+        const int k = 64, n1 = 40, n2 = 56, n = n1 + n2;
+        var w1 = Random(k * n1, 0.2f); var w2 = Random(k * n2, 0.2f);
+        var b1 = Random(n1); var b2 = Random(n2);
+        var linear = Own(Backend.LoadLinear(
+            [Checkpoint("c_fc", w1, DType.F32, k, n1), Checkpoint("c_fc2", w2, DType.BF16, k, n2)],
+            [Checkpoint("b1", b1, DType.F32, n1), Checkpoint("b2", b2, DType.F32, n2)], WeightLayout.InOut));
+        Assert.That((linear.InFeatures, linear.OutFeatures), Is.EqualTo((k, n)));
+        var w = new float[k * n];
+        for (var r = 0; r < k; r++)
+        {
+            for (var c = 0; c < n1; c++) w[r * n + c] = HostConversions.Round(w1[r * n1 + c], Type);
+            for (var c = 0; c < n2; c++) w[r * n + n1 + c] = HostConversions.Round(HostConversions.Round(w2[r * n2 + c], DType.BF16), Type);
+        }
+        var x = Rounded(Random(rows * k));
+        var input = Tensor(rows, k, Type, x);
+        var expected = Reference.MatMul(x, rows, k, w, n, b1.Concat(b2).ToArray());
+
+        var y = Tensor(rows, n, Type);
+        Backend.Linear(input, linear, y);
+        AssertClose(Read(y), expected, Tol * 4, Tol, "x W + b");
+
+        var residual = Random(rows * n);
+        var h = Tensor(rows, n, DType.F32, residual);
+        Backend.Linear(input, linear, h, accumulate: true);
+        AssertClose(Read(h), expected.Zip(residual, (a, b) => a + b).ToArray(), Tol * 4, Tol, "h += x W + b");
+    }
+
+    [Test]
+    public void OutInLinearSharesATiedEmbedding()
+    {
+        const int v = 300, d = 64, rows = 3;
+        var table = Random(v * d, 0.3f);
+        var data = Checkpoint("wte", table, Type, v, d);
+        var emb = Own(Backend.LoadEmbedding(data));
+        var head = Own(Backend.LoadLinear([data], null, WeightLayout.OutIn));
+        var x = Rounded(Random(rows * d));
+        var logits = Tensor(rows, v, DType.F32);
+        Backend.Linear(Tensor(rows, d, Type, x), head, logits);
+        var wt = new float[d * v];
+        for (var i = 0; i < v; i++) for (var c = 0; c < d; c++) wt[c * v + i] = HostConversions.Round(table[i * d + c], Type);
+        AssertClose(Read(logits), Reference.MatMul(x, rows, d, wt, v, null), 1e-3f, 1e-3f, "x E^T");
+        Backend.Scale(logits, 0.222f);
+        AssertClose(Read(logits), Reference.MatMul(x, rows, d, wt, v, null).Select(a => a * 0.222f).ToArray(), 1e-3f, 1e-3f, "scaled logits");
+    }
+
+    [TestCase(1)]
+    [TestCase(3)]
+    public void SwiGluGatesWithTheSecondHalf(int rows)
+    {
+        const int f = 6826;
+        var x = Rounded(Random(rows * 2 * f, 2f));
+        var input = Tensor(rows, 2 * f, Type, x);
+        var y = Tensor(rows, f, Type);
+        Backend.SwiGlu(input, y);
+        var expected = new float[rows * f];
+        for (var r = 0; r < rows; r++)
+            for (var c = 0; c < f; c++)
+            {
+                var u = x[r * 2 * f + c]; var g = x[r * 2 * f + f + c];
+                expected[r * f + c] = u * g / (1 + MathF.Exp(-g));
+            }
+        AssertClose(Read(y), expected, Tol, Tol, "u * silu(g)");
+    }
+
+    [Test]
+    public void GatherRowsPicksRows()
+    {
+        const int cols = 77;
+        var x = Random(9 * cols);
+        var input = Tensor(9, cols, DType.F32, x);
+        var y = Tensor(4, cols, DType.F32);
+        int[] rows = [8, 0, 3, 3];
+        Backend.GatherRows(input, rows, y);
+        var expected = rows.SelectMany(r => x.Skip(r * cols).Take(cols)).ToArray();
+        Assert.That(Read(y), Is.EqualTo(expected));
+        var half = Tensor(9, cols, Type, Rounded(x));
+        var y16 = Tensor(4, cols, Type);
+        Backend.GatherRows(half, rows, y16);
+        Assert.That(Read(y16), Is.EqualTo(rows.SelectMany(r => Rounded(x).Skip(r * cols).Take(cols)).ToArray()));
+    }
+
+    [Test]
+    public void ArgmaxAndSamplingOnTheDevice()
+    {
+        const int v = 50257, rows = 3;
+        var logits = Random(rows * v, 3f);
+        var t = Tensor(rows, v, DType.F32, logits);
+        var tokens = new int[rows];
+        Backend.Argmax(t, tokens);
+        var expected = Enumerable.Range(0, rows).Select(r => Array.IndexOf(logits, logits.Skip(r * v).Take(v).Max(), r * v) - r * v).ToArray();
+        Assert.That(tokens, Is.EqualTo(expected));
+
+        Backend.Sample(t, [new(0f, 0, 1f, 0.3f), new(1f, 1, 1f, 0.9f), new(0.7f, 0, 1e-6f, 0.5f)], tokens);
+        Assert.That(tokens, Is.EqualTo(expected), "greedy, top-k 1 and a tiny top-p all pick the argmax");
+
+        // top-k 5 at temperature 1: the inverse CDF over the five best, in vocabulary order.
+        const float u = 0.6f;
+        Backend.Sample(t, [new(1f, 5, 1f, u), new(1f, 5, 1f, u), new(1f, 5, 1f, u)], tokens);
+        for (var r = 0; r < rows; r++)
+        {
+            var row = logits.AsSpan(r * v, v).ToArray();
+            var top = Enumerable.Range(0, v).OrderByDescending(i => row[i]).Take(5).Order().ToArray();
+            var m = row.Max();
+            var p = top.Select(i => Math.Exp(row[i] - m)).ToArray();
+            var target = u * p.Sum();
+            double run = 0; var pick = top[^1];
+            for (var i = 0; i < top.Length; i++) { run += p[i]; if (run > target) { pick = top[i]; break; } }
+            Assert.That(tokens[r], Is.EqualTo(pick), $"row {r}");
+        }
+    }
+
+    [Test]
+    public void WeightsStreamThroughSmallChunksWithConversion()
+    {
+        using var small = CudaBackend.Create(0, Type, new CudaBackendOptions { StagingChunkBytes = 4096 });
+        const int k = 64, n = 300;
+        var w = Random(k * n);
+        var linear = small.LoadLinear([new HostTensor("w", w, DType.F32, [k, n]).Data], null, WeightLayout.InOut);
+        var eye = new float[k * k];
+        for (var i = 0; i < k; i++) eye[i * k + i] = 1;
+        var x = small.Allocate(k, k, Type);
+        small.Upload(x, eye);
+        var y = small.Allocate(k, n, DType.F32);
+        small.Linear(x, linear, y);
+        var got = new float[k * n];
+        small.Download(y, got);
+        Assert.That(got, Is.EqualTo(w.Select(a => HostConversions.Round(a, Type)).ToArray()), "identity rows read the weight back");
+        var stats = small.FinishLoading();
+        Assert.That(stats.Bytes, Is.EqualTo(k * n * 4L));
+        TestContext.Out.WriteLine($"load: {stats}");
+        linear.Dispose(); x.Dispose(); y.Dispose();
+    }
+}

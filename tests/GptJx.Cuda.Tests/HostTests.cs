@@ -1,0 +1,285 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using GptJx.Backends;
+using GptJx.Cuda;
+using GptJx.Cuda.Interop;
+using GptJx.Tensors;
+
+namespace GptJx.Cuda.Tests;
+
+/// <summary>Tests that need no GPU: they run everywhere.</summary>
+public class MemoryPlanTests
+{
+    [Test]
+    public void KvCacheOfTheFullContextIsTheDocumentedSize()
+    {
+        var plan = CudaMemoryPlan.Compute(CudaModelShape.GptJx3B, DType.BF16, slots: 1, context: 8192, maxRows: 512);
+        Assert.That(plan.KvCacheBytes, Is.EqualTo(327_680L * 8192));  // 320 KiB per token
+    }
+
+    [Test]
+    public void WeightsAreTwoBytesPerParameterPlusFp32Vectors()
+    {
+        var plan = CudaMemoryPlan.Compute(CudaModelShape.GptJx3B, DType.F16, 1, 8192, 512);
+        // 2,646,255,776 parameters; the vectors (biases, norms, slopes) are kept in fp32.
+        Assert.That(plan.WeightBytes, Is.GreaterThan(2_646_255_776L * 2).And.LessThan((long)(2_646_255_776L * 2 * 1.01)));
+        var untied = CudaMemoryPlan.Compute(CudaModelShape.GptJx3B with { TiedEmbeddings = false }, DType.F16, 1, 8192, 512);
+        Assert.That(untied.WeightBytes - plan.WeightBytes, Is.EqualTo(50257L * 2560 * 2));
+    }
+
+    [Test]
+    public void TotalIsTheSumOfItsParts()
+    {
+        var p = CudaMemoryPlan.Compute(CudaModelShape.GptJx3B, DType.BF16, 4, 2048, 1024);
+        Assert.That(p.TotalBytes, Is.EqualTo(p.WeightBytes + p.KvCacheBytes + p.ActivationBytes + p.WorkspaceBytes + p.StagingBytes + p.MarginBytes));
+        Assert.That(p.MarginBytes, Is.GreaterThanOrEqualTo(CudaMemoryPlan.MinimumMarginBytes));
+        Assert.That(p.WorkspaceBytes, Is.EqualTo(32L << 20));
+        Assert.That(p.StagingBytes, Is.EqualTo(128L << 20));
+    }
+
+    [Test]
+    public void KvCacheAndActivationsGrowWithBatchAndContext()
+    {
+        var a = CudaMemoryPlan.Compute(CudaModelShape.GptJx3B, DType.BF16, 1, 1024, 256);
+        var b = CudaMemoryPlan.Compute(CudaModelShape.GptJx3B, DType.BF16, 8, 1024, 256);
+        Assert.That(b.KvCacheBytes, Is.EqualTo(8 * a.KvCacheBytes));
+        Assert.That(b.ActivationBytes, Is.GreaterThan(a.ActivationBytes));
+        Assert.That(b.WeightBytes, Is.EqualTo(a.WeightBytes));
+    }
+
+    [Test]
+    public void RefusalNamesTheDeviceAndTheNumbers()
+    {
+        var plan = CudaMemoryPlan.Compute(CudaModelShape.GptJx3B, DType.BF16, 1, 8192, 512);
+        var free = 4L << 30;
+        var e = Assert.Throws<CudaOutOfMemoryException>(() => plan.EnsureFits(free, 40L << 30, "cuda:0 (Test GPU)"))!;
+        Assert.That(e.Message, Does.StartWith("cuda:0 (Test GPU) cannot hold the model: it needs "));
+        Assert.That(e.Message, Does.Contain("weights 4.9").And.Contain("KV cache 2.50 GiB for 1 x 8192 positions"));
+        Assert.That(e.Message, Does.Contain("only 4.00 GiB of 40.00 GiB is free"));
+        Assert.That(e.Message, Does.Contain(CudaMemoryPlan.GiB(plan.TotalBytes - free)));
+        Assert.That(e.FreeBytes, Is.EqualTo(free));
+        Assert.That(e.Plan, Is.SameAs(plan));
+        Assert.DoesNotThrow(() => plan.EnsureFits(plan.TotalBytes, 141L << 30, "cuda:0"));
+    }
+
+    [Test]
+    public void BadArgumentsAreRejected()
+    {
+        Assert.Throws<ArgumentException>(() => CudaMemoryPlan.Compute(CudaModelShape.GptJx3B, DType.F32, 1, 1, 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => CudaMemoryPlan.Compute(CudaModelShape.GptJx3B, DType.F16, 0, 1, 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => CudaMemoryPlan.Compute(CudaModelShape.GptJx3B, DType.F16, 1, 0, 1));
+    }
+}
+
+public class NativeLibraryTests
+{
+    [Test]
+    public void CublasSonamesAreProbedNewestFirst()
+    {
+        Assert.That(NativeLibraries.CublasCandidates(windows: false, null), Is.EqualTo(new[] { "libcublas.so.13", "libcublas.so.12", "libcublas.so.11" }));
+        Assert.That(NativeLibraries.CublasCandidates(windows: true, null), Is.EqualTo(new[] { "cublas64_13.dll", "cublas64_12.dll", "cublas64_11.dll" }));
+    }
+
+    [Test]
+    public void DriverNames()
+    {
+        Assert.That(NativeLibraries.DriverCandidates(windows: false, null)[0], Is.EqualTo("libcuda.so.1"));
+        Assert.That(NativeLibraries.DriverCandidates(windows: true, ""), Is.EqualTo(new[] { "nvcuda.dll" }));
+    }
+
+    [Test]
+    public void AnOverrideIsTheOnlyCandidate()
+    {
+        Assert.That(NativeLibraries.CublasCandidates(false, "/opt/cuda/lib64/libcublas.so.12.4"), Is.EqualTo(new[] { "/opt/cuda/lib64/libcublas.so.12.4" }));
+        Assert.That(NativeLibraries.DriverCandidates(true, @"C:\drivers\nvcuda.dll"), Is.EqualTo(new[] { @"C:\drivers\nvcuda.dll" }));
+    }
+
+    [Test]
+    public void NotFoundMessagesNameTheFilesAndTheVariable()
+    {
+        Assert.That(NativeLibraries.NotFoundMessage(CudaDriver.Library, ["libcuda.so.1"]),
+            Is.EqualTo("CUDA driver library libcuda.so.1 not found (set GPTJX_CUDA_DRIVER_PATH to its path)"));
+        Assert.That(NativeLibraries.NotFoundMessage(CuBlas.Library, NativeLibraries.CublasCandidates(false, null)),
+            Is.EqualTo("cuBLAS library not found (tried libcublas.so.13, libcublas.so.12, libcublas.so.11; set GPTJX_CUBLAS_PATH to its path)"));
+    }
+
+    [Test]
+    public void ProbeNeverThrowsAndGivesOneLine()
+    {
+        var ok = CudaBackend.Probe(out var reason);
+        Assert.That(reason, Is.Not.Empty);
+        Assert.That(reason, Does.Not.Contain("\n"));
+        TestContext.Out.WriteLine($"Probe: {ok}: {reason}");
+    }
+}
+
+public class ErrorTests
+{
+    private static int Fake(int status) => status;
+
+    [Test]
+    public void DriverStatusBecomesAnExceptionNamingTheCall()
+    {
+        var e = Assert.Throws<CudaException>(() => CudaCheck.Driver(Fake(2)))!;
+        Assert.That(e.Call, Is.EqualTo("Fake"));
+        Assert.That(e.Code, Is.EqualTo(2));
+        Assert.That(e.ErrorName, Is.EqualTo("CUDA_ERROR_OUT_OF_MEMORY"));
+        Assert.That(e.Message, Does.StartWith("Fake failed: CUDA_ERROR_OUT_OF_MEMORY (2): out of memory"));
+        Assert.DoesNotThrow(() => CudaCheck.Driver(Fake(0)));
+    }
+
+    [Test]
+    public void VersionedExportsAreNamed()
+    {
+        Assert.That(CudaCheck.CallName("CudaDriver.cuMemAlloc(out var p, (nuint)bytes)"), Is.EqualTo("cuMemAlloc_v2"));
+        Assert.That(CudaCheck.CallName("CudaDriver.cuStreamBeginCapture(_stream.Handle, 1)"), Is.EqualTo("cuStreamBeginCapture_v2"));
+        Assert.That(CudaCheck.CallName("CuBlas.cublasSetWorkspace(h, p, n)"), Is.EqualTo("cublasSetWorkspace_v2"));
+        Assert.That(CudaCheck.CallName("CudaDriver.cuLaunchKernel(f, 1, 1)"), Is.EqualTo("cuLaunchKernel"));
+    }
+
+    [Test]
+    public void BlasStatusBecomesAnException()
+    {
+        var e = Assert.Throws<CudaException>(() => CudaCheck.Blas(Fake(15)))!;
+        Assert.That(e.Library, Is.EqualTo("cuBLAS"));
+        Assert.That(e.Message, Is.EqualTo("Fake failed: CUBLAS_STATUS_NOT_SUPPORTED (15): the functionality requested is not supported"));
+    }
+
+    [Test]
+    public void UnknownCodesStillFormat()
+    {
+        var e = CudaCheck.DriverError("cuModuleLoadDataEx", 12345, "while JIT-compiling PTX module 'x': ptxas fatal");
+        Assert.That(e.Message, Does.StartWith("cuModuleLoadDataEx failed: CUDA_ERROR_12345 (12345)"));
+        Assert.That(e.Message, Does.EndWith("ptxas fatal"));
+    }
+}
+
+public class PtxTests
+{
+    private static readonly string[] Modules =
+        ["attention_decode", "attention_prefill", "bias", "convert", "embed", "gather_rows", "kv_append", "layernorm", "sampling", "scale", "swiglu"];
+
+    [Test]
+    public void EveryKernelFileIsEmbedded() => Assert.That(PtxResources.Modules, Is.EqualTo(Modules));
+
+    [Test]
+    public void PtxTargetsCompute80()
+    {
+        foreach (var m in Modules)
+        {
+            var ptx = PtxResources.Read(m);
+            Assert.That(ptx, Does.Contain(".version 7.8").And.Contain(".target sm_80"), m);
+            Assert.That(ptx, Does.Not.Contain(".file"), $"{m}: no source paths in the PTX");
+        }
+    }
+
+    public static IEnumerable<string> ExpectedEntries()
+    {
+        foreach (var t in new[] { "f16", "bf16" })
+        {
+            yield return $"embed_gather_{t}";
+            yield return $"kv_append_{t}";
+            foreach (var hd in CudaBackend.SupportedHeadDims)
+            {
+                yield return $"attention_prefill_{t}_hd{hd}";
+                yield return $"attention_decode_{t}_hd{hd}";
+                yield return $"attention_combine_{t}_hd{hd}";
+            }
+        }
+        foreach (var t in new[] { "f32", "f16", "bf16" })
+        {
+            yield return $"layer_norm_{t}";
+            yield return $"rms_norm_{t}";
+            yield return $"bias_rows_{t}";
+            yield return $"swiglu_{t}";
+            yield return $"scale_{t}";
+            foreach (var d in new[] { "f32", "f16", "bf16" }) yield return $"convert_{t}_{d}";
+        }
+        yield return "gather_rows_b32";
+        yield return "gather_rows_b16";
+        yield return "argmax_f32";
+        yield return "sample_f32";
+    }
+
+    [Test]
+    public void ExpectedEntryPointsExist()
+    {
+        var entries = Modules.SelectMany(m => PtxResources.EntryPoints(PtxResources.Read(m))).ToHashSet();
+        Assert.That(ExpectedEntries().Where(e => !entries.Contains(e)), Is.Empty);
+    }
+
+    [Test]
+    public void EntryPointParsing()
+    {
+        const string ptx = ".version 7.8\n.visible .entry foo_f16(\n.param .u64 a\n)\n{\n}\n.entry bar(\n)";
+        Assert.That(PtxResources.EntryPoints(ptx), Is.EqualTo(new[] { "foo_f16", "bar" }));
+    }
+
+    [Test]
+    public void PrefillSharedMemoryFitsAnSm80Block()
+    {
+        Assert.That(CudaBackend.PrefillSharedBytes(80), Is.EqualTo(81920));
+        foreach (var hd in CudaBackend.SupportedHeadDims) Assert.That(CudaBackend.PrefillSharedBytes(hd), Is.LessThanOrEqualTo(163 * 1024));
+    }
+}
+
+public class LayoutTests
+{
+    [Test]
+    public void SequenceDescriptorMatchesTheKernelStruct()
+    {
+        Assert.That(Marshal.SizeOf<SequenceDescriptor>(), Is.EqualTo(20));
+        Assert.That(Marshal.OffsetOf<SequenceDescriptor>(nameof(SequenceDescriptor.Slot)), Is.EqualTo((nint)0));
+        Assert.That(Marshal.OffsetOf<SequenceDescriptor>(nameof(SequenceDescriptor.Start)), Is.EqualTo((nint)4));
+        Assert.That(Marshal.OffsetOf<SequenceDescriptor>(nameof(SequenceDescriptor.FirstRow)), Is.EqualTo((nint)8));
+        Assert.That(Marshal.OffsetOf<SequenceDescriptor>(nameof(SequenceDescriptor.Length)), Is.EqualTo((nint)12));
+        Assert.That(Marshal.OffsetOf<SequenceDescriptor>(nameof(SequenceDescriptor.AlibiScale)), Is.EqualTo((nint)16));
+        Assert.That(Unsafe.SizeOf<SequenceDescriptor>(), Is.EqualTo(20));
+    }
+
+    [Test]
+    public void SampleParamsMatchesTheKernelStruct()
+    {
+        Assert.That(Marshal.SizeOf<SampleParams>(), Is.EqualTo(16));
+        Assert.That(Marshal.OffsetOf<SampleParams>(nameof(SampleParams.Temperature)), Is.EqualTo((nint)0));
+        Assert.That(Marshal.OffsetOf<SampleParams>(nameof(SampleParams.TopK)), Is.EqualTo((nint)4));
+        Assert.That(Marshal.OffsetOf<SampleParams>(nameof(SampleParams.TopP)), Is.EqualTo((nint)8));
+        Assert.That(Marshal.OffsetOf<SampleParams>(nameof(SampleParams.Uniform)), Is.EqualTo((nint)12));
+    }
+
+    [Test]
+    public void KernelStructsInTheSourcesHaveTheSameFields()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "kernels", "common.cuh"))) dir = dir.Parent;
+        if (dir is null) Assert.Ignore("kernel sources not found next to the test assembly");
+        var common = File.ReadAllText(Path.Combine(dir!.FullName, "kernels", "common.cuh"));
+        Assert.That(common, Does.Contain("int slot;").And.Contain("int start;").And.Contain("int first_row;").And.Contain("int length;").And.Contain("float alibi_scale;"));
+        var sampling = File.ReadAllText(Path.Combine(dir.FullName, "kernels", "sampling.cu"));
+        Assert.That(sampling, Does.Contain("float temperature;\n    int top_k;\n    float top_p;\n    float uniform;"));
+    }
+
+    [Test]
+    public void DescriptorsAreEncodedFromTheBatch()
+    {
+        var batch = new AttentionBatch(4);
+        batch.Add(slot: 2, startPosition: 100, tokens: 1);
+        batch.Add(slot: 0, startPosition: 0, tokens: 7, alibiScale: 0.5f);
+        var d = new SequenceDescriptor[2];
+        CudaBackend.EncodeDescriptors(batch.Active, d);
+        Assert.That(d[0], Is.EqualTo(new SequenceDescriptor { Slot = 2, Start = 100, FirstRow = 0, Length = 1, AlibiScale = 1f }));
+        Assert.That(d[1], Is.EqualTo(new SequenceDescriptor { Slot = 0, Start = 0, FirstRow = 1, Length = 7, AlibiScale = 0.5f }));
+    }
+
+    [Test]
+    public void HostRoundingMatchesTheDevice()
+    {
+        Assert.That(HostConversions.Round(1f + 1f / 256, DType.BF16), Is.EqualTo(1f));           // ties to even
+        Assert.That(HostConversions.Round(1f + 3f / 256, DType.BF16), Is.EqualTo(1f + 4f / 256)); // ties to even (up)
+        Assert.That(HostConversions.Round(0.1f, DType.F16), Is.EqualTo((float)(Half)0.1f));
+        var bytes = HostConversions.Encode([1.5f, -2f], DType.BF16);
+        var back = new float[2];
+        HostConversions.Decode(bytes, DType.BF16, back);
+        Assert.That(back, Is.EqualTo(new[] { 1.5f, -2f }));
+    }
+}
