@@ -59,12 +59,12 @@ if [[ -z "$cli" ]]; then
   note "no CLI in the bundle: skipped make-test-model, verify and bench"
 else
   model="$out/test-model"
-  step make-test-model 45 dotnet "$cli" make-test-model "$model"
+  step make-test-model 45 dotnet "$cli" make-test-model --out "$model"
   step verify-fp16 50 dotnet "$cli" verify --model "$model" --device cuda --dtype fp16
   step verify-bf16 50 dotnet "$cli" verify --model "$model" --device cuda --dtype bf16
   left=$(( 470 - (SECONDS - start) ))
   (( left < 30 )) && left=30
-  timeout --kill-after=10 "$left" dotnet "$cli" bench --preset gpt-jx-3b --device cuda --json > "$out/bench.json" 2> "$out/bench.log"
+  timeout --kill-after=10 "$left" dotnet "$cli" bench --preset gpt-jx-3b --device cuda --json "$out/bench.json" > "$out/bench.log" 2>&1
   note "bench: exit $? (limit $left s); results in bench.json"
   rm -rf "$model"
 fi

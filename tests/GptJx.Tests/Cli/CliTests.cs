@@ -91,3 +91,29 @@ public class CliTests
         Assert.That(r.Stderr, Does.StartWith("error: the prompt has 200 tokens; the model's context is 64"));
     }
 }
+
+public class CliDeviceTests
+{
+    [Test]
+    public void CudaWithoutADeviceIsOneClearLineAndAutoFallsBack()
+    {
+        if (GptJx.Cuda.CudaBackend.Probe(out var reason)) Assert.Ignore($"a CUDA device is present ({reason}); the GPU tests cover it");
+        var cuda = CliRunner.Run("logits", "--model", TestPaths.Golden("tiny-f32"), "--device", "cuda", "--ids", "1,2");
+        Assert.That(cuda.ExitCode, Is.EqualTo(1));
+        Assert.That(cuda.Stderr.TrimEnd('\n').Split('\n'), Has.Length.EqualTo(1));
+        Assert.That(cuda.Stderr, Does.StartWith("error: --device cuda: CUDA is not available: ").And.Contain(reason));
+
+        var auto = CliRunner.Run("logits", "--model", TestPaths.Golden("tiny-f32"), "--device", "auto", "--ids", "1,2");
+        Assert.That(auto.ExitCode, Is.Zero, auto.Stderr);
+        Assert.That(auto.Stderr, Does.StartWith("note: CUDA not available (").And.Contain("running on the CPU"));
+        Assert.That(auto.Stdout, Does.StartWith("{\"ids\":[1,2],\"logits\":["));
+    }
+
+    [Test]
+    public void VerifyOnTheCpuAgainstItselfPasses()
+    {
+        var r = CliRunner.Run("verify", "--model", TestPaths.Golden("tiny-heads6"), "--device", "cpu", "--greedy-tokens", "4");
+        Assert.That(r.ExitCode, Is.Zero, r.Stderr);
+        Assert.That(r.Stdout, Does.Contain("layer 2").And.Contain("greedy tokens identical: 4/4").And.EndWith("PASS\n"));
+    }
+}
