@@ -102,6 +102,31 @@ public sealed class GptJxModel : IDisposable
         }
     }
 
+    /// <summary>
+    /// One forward call that ends by picking a token for each logit row with that row's sampler
+    /// and draw: on the backend when it can and every sampler allows it (only ids come back),
+    /// else on the host, with <paramref name="hostLogits"/> as scratch.
+    /// </summary>
+    internal void ForwardAndPick(ReadOnlySpan<int> tokens, AttentionBatch batch, IKvCache cache, ReadOnlySpan<int> logitRows,
+        ReadOnlySpan<Sampler> samplers, ReadOnlySpan<TokenDraw> draws, Span<float> hostLogits, Span<int> picked)
+    {
+        bool onDevice = true;
+        foreach (var s in samplers) onDevice &= s.CanPickOnDevice;
+        lock (_forwardLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            var logits = _transformer.Enqueue(tokens, batch, cache, logitRows);
+            if (onDevice && Backend is IDeviceTokenPicker picker)
+            {
+                picker.PickTokens(logits, draws, picked);
+                return;
+            }
+            int v = Config.VocabularySize;
+            Backend.CopyToHost(logits, hostLogits[..(logitRows.Length * v)]);
+            for (int i = 0; i < logitRows.Length; i++) picked[i] = samplers[i].Next(hostLogits.Slice(i * v, v), draws[i]);
+        }
+    }
+
     /// <summary>Most tokens one forward call takes (the prefill chunk).</summary>
     public int MaxRowsPerForward => _transformer.MaxRows;
 

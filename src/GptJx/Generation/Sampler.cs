@@ -1,3 +1,5 @@
+using GptJx.Backends;
+
 namespace GptJx.Generation;
 
 /// <summary>
@@ -29,13 +31,36 @@ public sealed class Sampler
             if ((uint)t < (uint)_seen.Length) _seen[t] = true;
     }
 
-    /// <summary>Chooses a token; <paramref name="logits"/> is modified in place.</summary>
+    /// <summary>Chooses a token and remembers it; <paramref name="logits"/> is modified in place.</summary>
     public int Next(Span<float> logits)
     {
-        if (_options.RepetitionPenalty != 1f) ApplyRepetitionPenalty(logits, _options.RepetitionPenalty);
-        int token = _options.Temperature == 0f ? ArgMax(logits) : Sample(logits);
-        _seen[token] = true;
+        int token = Next(logits, Draw());
+        Accept(token);
         return token;
+    }
+
+    /// <summary>
+    /// The parameters of the next pick, with its random number drawn now (one per sampled
+    /// token), so the same seed gives the same draws whether the host or a backend picks.
+    /// </summary>
+    public TokenDraw Draw() => _options.Temperature == 0f
+        ? TokenDraw.Greedy
+        : new TokenDraw(_options.Temperature, _options.TopK, _options.TopP, _random.NextSingle());
+
+    /// <summary>Whether a backend may pick for this sampler (it has no repetition penalty to apply).</summary>
+    public bool CanPickOnDevice => _options.RepetitionPenalty == 1f;
+
+    /// <summary>Picks a token on the host for <paramref name="draw"/>; <paramref name="logits"/> is modified in place.</summary>
+    public int Next(Span<float> logits, TokenDraw draw)
+    {
+        if (_options.RepetitionPenalty != 1f) ApplyRepetitionPenalty(logits, _options.RepetitionPenalty);
+        return draw.Temperature == 0f ? ArgMax(logits) : Sample(logits, draw.Uniform);
+    }
+
+    /// <summary>Records a chosen token (for the repetition penalty).</summary>
+    public void Accept(int token)
+    {
+        if ((uint)token < (uint)_seen.Length) _seen[token] = true;
     }
 
     private void ApplyRepetitionPenalty(Span<float> logits, float penalty)
@@ -53,7 +78,7 @@ public sealed class Sampler
         return best;
     }
 
-    private int Sample(Span<float> logits)
+    private int Sample(Span<float> logits, float uniform)
     {
         int n = logits.Length;
         var order = _order.AsSpan(0, n);
@@ -91,7 +116,7 @@ public sealed class Sampler
             for (int i = 0; i < kept; i++) sum += probs[i];
         }
 
-        double target = _random.NextDouble() * sum;
+        double target = uniform * sum;
         double running = 0;
         for (int i = 0; i < kept; i++)
         {
@@ -142,6 +167,6 @@ public sealed class Pcg32(ulong seed)
         return (xorShifted >> rotation) | (xorShifted << (-rotation & 31));
     }
 
-    /// <summary>Uniform in [0, 1) with 53 random bits.</summary>
-    public double NextDouble() => (((ulong)NextUInt() << 21) ^ NextUInt()) / (double)(1UL << 53);
+    /// <summary>Uniform in [0, 1) with 24 random bits (exactly representable, never 1).</summary>
+    public float NextSingle() => (NextUInt() >> 8) * (1f / (1 << 24));
 }

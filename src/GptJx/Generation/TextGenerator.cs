@@ -35,15 +35,13 @@ public static class TextGenerator
         sampler.Observe(prompt);
         var decoder = model.Tokenizer.CreateStreamingDecoder();
         var filter = new StopSequenceFilter(options.StopSequences);
-        var logits = new float[config.VocabularySize];
         var next = new int[1];
 
         if (options.MaxNewTokens == 0) yield break;
-        sequence.Append(prompt, logits);
+        int token = sequence.AppendAndSample(prompt, sampler);
         for (int produced = 0; ; produced++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            int token = sampler.Next(logits);
             if (options.StopAtEndOfText && token == config.EosTokenId)
             {
                 yield return new GeneratedToken(token, filter.Flush() + decoder.Flush(), FinishReason.Stop);
@@ -66,7 +64,7 @@ public static class TextGenerator
             }
             yield return new GeneratedToken(token, text, FinishReason.None);
             next[0] = token;
-            sequence.Append(next, logits);
+            token = sequence.AppendAndSample(next, sampler);
         }
     }
 

@@ -7,6 +7,7 @@ namespace GptJx.Model;
 /// The GPT-JX forward pass, written once against <see cref="IBackend"/>, line by line
 /// as in the model spec. Scratch activations are allocated up front for at most
 /// <see cref="MaxRows"/> new tokens per call, so steady decoding allocates nothing.
+/// (The logits tensor grows once if a call asks for more logit rows than it holds.)
 /// </summary>
 public sealed class Transformer : IDisposable
 {
@@ -16,6 +17,7 @@ public sealed class Transformer : IDisposable
     private readonly ITensor _hidden, _normed, _qkv, _attention, _upGate, _activation;
     private readonly ITensor _selected, _selectedNormed;
     private readonly ITensor[] _tokenRows;
+    private readonly ForwardRecordings? _recordings;
     private ITensor _logits;
 
     public Transformer(ModelConfig config, ModelWeights weights, IBackend backend, int maxRows, int maxLogitRows)
@@ -36,6 +38,7 @@ public sealed class Transformer : IDisposable
         _selectedNormed = backend.Allocate(maxRows, d, compute);
         _logits = backend.Allocate(Math.Min(maxLogitRows, maxRows), config.VocabularySize, DType.F32);
         _tokenRows = [_hidden, _normed, _qkv, _attention, _upGate, _activation];
+        if (backend is IForwardRecording recorder) _recordings = new ForwardRecordings(recorder);
     }
 
     public int MaxRows { get; }
@@ -49,12 +52,46 @@ public sealed class Transformer : IDisposable
     public void Forward(ReadOnlySpan<int> tokens, AttentionBatch batch, IKvCache cache,
         ReadOnlySpan<int> logitRows, Span<float> logits, Action<int, ITensor>? observeLayer = null)
     {
+        var result = Enqueue(tokens, batch, cache, logitRows, observeLayer);
+        if (logitRows.Length > 0) _b.CopyToHost(result, logits[..(logitRows.Length * _c.VocabularySize)]);
+    }
+
+    /// <summary>
+    /// As <see cref="Forward"/>, but leaves the logits on the backend and returns them
+    /// (valid until the next call), so tokens can be picked where the logits are.
+    /// Decode steps are recorded once and replayed on backends that can record.
+    /// </summary>
+    public ITensor Enqueue(ReadOnlySpan<int> tokens, AttentionBatch batch, IKvCache cache,
+        ReadOnlySpan<int> logitRows, Action<int, ITensor>? observeLayer = null)
+    {
         if (tokens.Length != batch.TotalRows) throw new ArgumentException($"{tokens.Length} tokens for a batch of {batch.TotalRows} rows", nameof(tokens));
         if (logitRows.Length > tokens.Length) throw new ArgumentException($"{logitRows.Length} logit rows for {tokens.Length} tokens", nameof(logitRows));
         if (tokens.Length > MaxRows) throw new ArgumentException($"{tokens.Length} tokens exceed the {MaxRows} rows of one forward call", nameof(tokens));
         SetRows(tokens.Length, logitRows.Length);
-        float eps = _c.LayerNormEpsilon;
 
+        var mode = observeLayer is null && _recordings is not null ? _recordings.Decide(batch, cache, logitRows.Length) : ForwardMode.Eager;
+        if (mode == ForwardMode.Record) _recordings!.Recorder.BeginRecording();
+        if (mode != ForwardMode.Replay)
+        {
+            try
+            {
+                Layers(tokens, batch, cache, observeLayer);
+                Logits(logitRows);
+            }
+            catch
+            {
+                if (mode == ForwardMode.Record) _recordings!.Recorder.AbortRecording();
+                throw;
+            }
+        }
+        if (mode == ForwardMode.Record) _recordings!.Store(_recordings.Recorder.EndRecording());
+        if (mode != ForwardMode.Eager) _recordings!.Replay(tokens, batch, logitRows);
+        return _logits;
+    }
+
+    private void Layers(ReadOnlySpan<int> tokens, AttentionBatch batch, IKvCache cache, Action<int, ITensor>? observeLayer)
+    {
+        float eps = _c.LayerNormEpsilon;
         _b.Embed(tokens, _w.TokenEmbedding, _c.EmbeddingScale, _hidden);          // h = wte[ids] * mup_embeddings_scale
         for (int l = 0; l < _c.Layers; l++)
         {
@@ -69,12 +106,15 @@ public sealed class Transformer : IDisposable
             _b.Linear(_activation, layer.MlpDown, _hidden, accumulate: true);     // h += ... @ mlp.c_proj
             observeLayer?.Invoke(l, _hidden);
         }
+    }
+
+    private void Logits(ReadOnlySpan<int> logitRows)
+    {
         if (logitRows.Length == 0) return;
         _b.GatherRows(_hidden, logitRows, _selected);                              // only the rows that need logits
-        _b.LayerNorm(_selected, _w.FinalNorm, eps, _selectedNormed);               // LayerNorm(h; ln_f)
+        _b.LayerNorm(_selected, _w.FinalNorm, _c.LayerNormEpsilon, _selectedNormed); // LayerNorm(h; ln_f)
         _b.Linear(_selectedNormed, _w.LanguageModelHead, _logits);                 // h @ lm_head^T
         _b.Scale(_logits, _c.LogitScale);                                          // * mup_output_alpha * mup_width_scale
-        _b.CopyToHost(_logits, logits[..(logitRows.Length * _c.VocabularySize)]);
     }
 
     private void SetRows(int rows, int logitRows)
@@ -83,6 +123,8 @@ public sealed class Transformer : IDisposable
         if (logitRows > _logits.CapacityRows)
         {
             // Rare (all-position logits over a long chunk): grow once, outside steady decoding.
+            // Recordings point at the old tensor, so they go too.
+            _recordings?.Dispose();
             _logits.Dispose();
             _logits = _b.Allocate(logitRows, _c.VocabularySize, DType.F32);
         }
@@ -97,5 +139,6 @@ public sealed class Transformer : IDisposable
         _selected.Dispose();
         _selectedNormed.Dispose();
         _logits.Dispose();
+        _recordings?.Dispose();
     }
 }
