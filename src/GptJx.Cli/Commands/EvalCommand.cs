@@ -23,7 +23,7 @@ internal static class EvalCommand
             var path = parse.GetValue(file)!;
             if (!path.Exists) throw new UsageException($"--text-file: '{path.FullName}' does not exist");
             string text = File.ReadAllText(path.FullName);
-            using var m = ModelLoading.Load(parse, parse.GetValue(model)!, parse.GetValue(device)!, parse.GetValue(dtype));
+            using var m = ModelLoading.Load(parse.GetValue(model)!, parse.GetValue(device)!, parse.GetValue(dtype));
             var ids = m.Encode(text);
             var result = Perplexity.Evaluate(m, ids, parse.GetValue(context), new TerminalProgress("scoring"));
             if (parse.GetValue(json))

@@ -37,7 +37,7 @@ internal static class GenerateCommand
                 StopSequences = parse.GetValue(stop) ?? [],
             };
             options.Validate();
-            using var m = ModelLoading.Load(parse, parse.GetValue(model) ?? DemoModel.Ensure(), parse.GetValue(device)!, parse.GetValue(dtype));
+            using var m = ModelLoading.Load(parse.GetValue(model) ?? DemoModel.Ensure(), parse.GetValue(device)!, parse.GetValue(dtype));
             var stdout = Console.Out;
             await foreach (var token in m.GenerateAsync(parse.GetValue(prompt)!, options, cancel))
             {

@@ -20,7 +20,7 @@ internal static class LogitsCommand
         command.SetAction((parse, _) => CommonOptions.Run(parse, () =>
         {
             var tokens = CommonOptions.ParseIds(parse.GetValue(ids)!);
-            using var m = ModelLoading.Load(parse, parse.GetValue(model)!, parse.GetValue(device)!, parse.GetValue(dtype));
+            using var m = ModelLoading.Load(parse.GetValue(model)!, parse.GetValue(device)!, parse.GetValue(dtype));
             int v = m.VocabularySize;
             bool allPositions = parse.GetValue(all);
             using var sequence = m.CreateSequence(Math.Min(m.Config.ContextLength, tokens.Length));

@@ -36,9 +36,9 @@ internal static class VerifyCommand
         command.SetAction((parse, _) => CommonOptions.Run(parse, () =>
         {
             var dir = parse.GetValue(model)!;
-            using var other = ModelLoading.Load(parse, dir, parse.GetValue(device)!, parse.GetValue(dtype));
+            using var other = ModelLoading.Load(dir, parse.GetValue(device)!, parse.GetValue(dtype));
             var type = other.Backend.WeightType;
-            using var reference = ModelLoading.Load(parse, dir, "cpu", type.Name());
+            using var reference = ModelLoading.Load(dir, "cpu", type.Name());
             double tolerance = Tolerance(other.Backend.ComputeType == DType.F32 ? type : other.Backend.ComputeType);
 
             var ids = reference.Tokenizer.Encode(parse.GetValue(text)!).Where(id => id < reference.VocabularySize).Take(Math.Min(other.MaxRowsPerForward, reference.Config.ContextLength)).ToArray();
