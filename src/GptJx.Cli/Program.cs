@@ -7,7 +7,8 @@ root.Options.Add(CommonOptions.Verbose);
 foreach (var command in new[]
 {
     GenerateCommand.Create(), LogitsCommand.Create(), EvalCommand.Create(),
-    TokenizeCommands.Tokenize(), TokenizeCommands.Detokenize(), InspectCommand.Create(), MakeTestModelCommand.Create(), VerifyCommand.Create(),
+    TokenizeCommands.Tokenize(), TokenizeCommands.Detokenize(), InspectCommand.Create(), MakeTestModelCommand.Create(),
+    VerifyCommand.Create(), ServeCommand.Create(),
 })
     root.Subcommands.Add(command);
 

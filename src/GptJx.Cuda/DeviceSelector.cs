@@ -14,8 +14,8 @@ public static class DeviceSelector
     /// <param name="device">auto, cpu, cuda or cuda:N.</param>
     /// <param name="weightType">Weight type; null = the checkpoint's (bf16 for an fp32 checkpoint on a GPU).</param>
     /// <param name="config">The model, to plan device memory before loading.</param>
-    /// <param name="maxRows">Most tokens per forward call (the prefill chunk).</param>
-    /// <param name="slots">Sequences that will be decoded together.</param>
+    /// <param name="maxRows">Most prompt tokens per forward call (the prefill chunk).</param>
+    /// <param name="slots">Sequences that will be decoded together; a forward call may carry one decode row for each beside a prefill chunk.</param>
     /// <param name="context">Positions per sequence (default: the model's context).</param>
     /// <param name="note">Receives one-line notes (the CPU fallback).</param>
     public static IBackend Create(string device, DType? weightType, ModelConfig config, int maxRows, int slots = 1, int? context = null, Action<string>? note = null)
@@ -44,7 +44,8 @@ public static class DeviceSelector
         var type = weightType ?? (config.TorchDType is DType.F16 ? DType.F16 : DType.BF16);
         if (type == DType.F32) throw new ArgumentException("--dtype fp32 is not supported on CUDA (use fp16 or bf16)", nameof(weightType));
         var shape = new CudaModelShape(config.Layers, config.Width, config.FeedForwardWidth, config.Heads, config.VocabularySize, config.TieWordEmbeddings);
-        var plan = CudaMemoryPlan.Compute(shape, type, slots, context ?? config.ContextLength, maxRows);
-        return CudaBackend.Create(ordinal, type, new CudaBackendOptions { MaxRows = Math.Max(maxRows, slots), MaxSequences = Math.Max(slots, 1) }, plan);
+        int rows = maxRows + slots;
+        var plan = CudaMemoryPlan.Compute(shape, type, slots, context ?? config.ContextLength, rows);
+        return CudaBackend.Create(ordinal, type, new CudaBackendOptions { MaxRows = rows, MaxSequences = slots + 1 }, plan);
     }
 }

@@ -131,6 +131,40 @@ public sealed class GptJxModel : IDisposable
     public int MaxRowsPerForward => _transformer.MaxRows;
 
     /// <summary>
+    /// A forward pass with its own scratch for up to <paramref name="maxRows"/> rows per call
+    /// (a serving engine's per-step token budget), over this model's weights. The caller owns it
+    /// and runs it through <see cref="Forward(Transformer, ReadOnlySpan{int}, AttentionBatch, IKvCache, ReadOnlySpan{int}, Span{float})"/>.
+    /// </summary>
+    internal Transformer CreateTransformer(int maxRows, int maxLogitRows)
+    {
+        lock (_forwardLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return new Transformer(Config, Weights, Backend, maxRows, maxLogitRows);
+        }
+    }
+
+    /// <summary>One forward call of <paramref name="transformer"/> under the model's lock (the backend serves one caller at a time).</summary>
+    internal void Forward(Transformer transformer, ReadOnlySpan<int> tokens, AttentionBatch batch, IKvCache cache, ReadOnlySpan<int> logitRows, Span<float> logits)
+    {
+        lock (_forwardLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            transformer.Forward(tokens, batch, cache, logitRows, logits);
+        }
+    }
+
+    /// <summary>A key/value cache of <paramref name="slots"/> sequences of up to <paramref name="maxPositions"/> positions each.</summary>
+    internal IKvCache CreateKvCache(int slots, int maxPositions)
+    {
+        lock (_forwardLock)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return Backend.CreateKvCache(Config.Layers, slots, maxPositions, Config.Heads, Config.HeadDim);
+        }
+    }
+
+    /// <summary>
     /// Streams generated text for <paramref name="prompt"/>. Runs on a worker thread;
     /// cancellation stops after the current step and frees the sequence.
     /// </summary>
