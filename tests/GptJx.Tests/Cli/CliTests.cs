@@ -50,6 +50,25 @@ public class CliTests
     }
 
     [Test]
+    public void EvalPrintsPerplexity()
+    {
+        using var dir = new TempDirectory();
+        File.WriteAllText(dir.File("text.txt"), "The cat sat on the mat. The dog sat on the log.");
+        var r = CliRunner.Run("eval", "--model", TestModels.SmallModelDirectory, "--device", "cpu", "--text-file", dir.File("text.txt"), "--json");
+        Assert.That(r.ExitCode, Is.Zero, r.Stderr);
+        using var doc = JsonDocument.Parse(r.Stdout);
+        int tokens = doc.RootElement.GetProperty("tokens").GetInt32();
+        double nll = doc.RootElement.GetProperty("mean_nll").GetDouble();
+        Assert.That(tokens, Is.EqualTo(GptJx.Tokenization.Gpt2Tokenizer.Default.Encode("The cat sat on the mat. The dog sat on the log.").Length));
+        Assert.That(doc.RootElement.GetProperty("perplexity").GetDouble(), Is.EqualTo(Math.Exp(nll)).Within(1e-9));
+        Assert.That(nll, Is.GreaterThan(0).And.LessThan(Math.Log(50257) + 5), "a random model scores near uniform");
+
+        var missing = CliRunner.Run("eval", "--model", TestModels.SmallModelDirectory, "--text-file", dir.File("nope.txt"));
+        Assert.That(missing.ExitCode, Is.EqualTo(2));
+        Assert.That(missing.Stderr, Does.StartWith("error: --text-file: '").And.Contain("nope.txt' does not exist"));
+    }
+
+    [Test]
     public void TokenizeAndDetokenizeRoundTrip()
     {
         var t = CliRunner.Run("tokenize", "--text", "Hello world", "--json");

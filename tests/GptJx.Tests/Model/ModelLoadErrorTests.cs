@@ -66,6 +66,23 @@ public class ModelLoadErrorTests
     }
 
     [Test]
+    public void TensorOfAnUnsupportedTypeIsNamedWhenTheModelNeedsIt()
+    {
+        using var dir = Write(specs => specs);
+        // Relabel one tensor as int32 in the header (same element size, so offsets stay valid).
+        var path = dir.File("model.safetensors");
+        var bytes = File.ReadAllBytes(path);
+        var header = System.Text.Encoding.UTF8.GetString(bytes, 8, (int)BitConverter.ToInt64(bytes, 0));
+        int at = header.IndexOf("\"transformer.h.0.ln_2.weight\"", StringComparison.Ordinal);
+        int dtype = header.IndexOf("\"F32\"", at, StringComparison.Ordinal);
+        bytes[8 + dtype + 1] = (byte)'I';
+        File.WriteAllBytes(path, bytes);
+
+        var e = LoadError(dir);
+        Assert.That(e.Message, Does.Contain("tensor 'transformer.h.0.ln_2.weight'").And.Contain("unsupported dtype 'I32' (supported: F32, F16, BF16)"));
+    }
+
+    [Test]
     public void UntiedConfigWithoutHeadIsRefused()
     {
         using var dir = Write(specs => specs);
