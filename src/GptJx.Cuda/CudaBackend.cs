@@ -335,6 +335,12 @@ public sealed unsafe partial class CudaBackend : IBackend
             maxContext = Math.Max(maxContext, s.StartPosition + s.Length);
         }
         Rows(o, q.Rows, nameof(output));
+        if (_capture is not null)
+        {
+            if (_capture.CacheMaxPositions > 0 && (_capture.CacheSlots != c.Slots || _capture.CacheMaxPositions != c.MaxPositions))
+                throw new InvalidOperationException("one captured step must use one KV cache");
+            (_capture.CacheSlots, _capture.CacheMaxPositions) = (c.Slots, c.MaxPositions);
+        }
         using var scope = _context.Enter();
         UploadDescriptors(seqs);
         UploadSlopes(slopes);

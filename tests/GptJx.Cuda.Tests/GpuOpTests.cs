@@ -154,20 +154,31 @@ public class GpuOpTests(DType type) : GpuTest(type)
         Backend.Sample(t, [new(0f, 0, 1f, 0.3f), new(1f, 1, 1f, 0.9f), new(0.7f, 0, 1e-6f, 0.5f)], tokens);
         Assert.That(tokens, Is.EqualTo(expected), "greedy, top-k 1 and a tiny top-p all pick the argmax");
 
-        // top-k 5 at temperature 1: the inverse CDF over the five best, in vocabulary order.
-        const float u = 0.6f;
-        Backend.Sample(t, [new(1f, 5, 1f, u), new(1f, 5, 1f, u), new(1f, 5, 1f, u)], tokens);
-        for (var r = 0; r < rows; r++)
-        {
-            var row = logits.AsSpan(r * v, v).ToArray();
-            var top = Enumerable.Range(0, v).OrderByDescending(i => row[i]).Take(5).Order().ToArray();
-            var m = row.Max();
-            var p = top.Select(i => Math.Exp(row[i] - m)).ToArray();
-            var target = u * p.Sum();
-            double run = 0; var pick = top[^1];
-            for (var i = 0; i < top.Length; i++) { run += p[i]; if (run > target) { pick = top[i]; break; } }
-            Assert.That(tokens[r], Is.EqualTo(pick), $"row {r}");
-        }
+        // Sampling picks what the host Sampler picks for the same draw: ranking by logit, top-k, top-p,
+        // then the inverse CDF in ranking order.
+        var cases = new (float T, int K, float P)[] { (1f, 5, 1f), (0.8f, 0, 0.9f), (1.3f, 50, 0.7f), (1f, 0, 1f), (0.5f, 40, 1f) };
+        foreach (var (temperature, k, topP) in cases)
+            foreach (var u in new[] { 0f, 0.13f, 0.6f, 0.999f })
+            {
+                Backend.Sample(t, [.. Enumerable.Repeat(new SampleParams(temperature, k, topP, u), rows)], tokens);
+                for (var r = 0; r < rows; r++)
+                {
+                    var sampler = new GptJx.Generation.Sampler(new GptJx.Generation.GenerationOptions { Temperature = temperature, TopK = k, TopP = topP }, v);
+                    var host = sampler.Next(logits.AsSpan(r * v, v).ToArray(), new GptJx.Backends.TokenDraw(temperature, k, topP, u));
+                    Assert.That(tokens[r], Is.EqualTo(host), $"row {r}, T {temperature}, top-k {k}, top-p {topP}, u {u}");
+                }
+            }
+
+        // Ties: equal logits rank by index, so top-k 2 over three equal maxima keeps the two lowest indices.
+        var tied = new float[v];
+        Array.Fill(tied, -5f);
+        tied[7] = tied[300] = tied[9000] = 2f;
+        var tt = Tensor(1, v, DType.F32, tied);
+        var one = new int[1];
+        Backend.Sample(tt, [new SampleParams(1f, 2, 1f, 0.75f)], one);
+        Assert.That(one[0], Is.EqualTo(300));
+        Backend.Sample(tt, [new SampleParams(1f, 2, 1f, 0.25f)], one);
+        Assert.That(one[0], Is.EqualTo(7));
     }
 
     [Test]
