@@ -31,3 +31,68 @@ public class ReplayCheckTests
         Assert.Throws<ArgumentException>(() => CudaBackend.CheckReplayBatch([new SequenceSpan(0, 5, 1, 1, 1f)], 1, 4, 8192));
     }
 }
+
+public class LinearPlanTests
+{
+    [Test]
+    public void GemmRunsRowMajorProductsThroughTheTransposeTrick()
+    {
+        // y[2048, 13652] = x[2048, 2560] W^T with W [13652, 2560] rows: cuBLAS sees C^T = W x^T.
+        var g = GemmShape.For(rows: 2048, k: 2560, n: 13652, ldw: 2560);
+        Assert.That(g, Is.EqualTo(new GemmShape(Interop.CuBlas.OpT, Interop.CuBlas.OpN, 13652, 2048, 2560, 2560, 2560, 13652)));
+    }
+
+    [Test]
+    public void GemmReadsPaddedWeightRowsWithTheirStride()
+    {
+        // mlp.c_proj: 6826 inputs padded to 6832 per row on the device.
+        var g = GemmShape.For(rows: 7, k: 6826, n: 2560, ldw: 6832);
+        Assert.That((g.M, g.N, g.K, g.Lda, g.Ldb, g.Ldc), Is.EqualTo((2560, 7, 6826, 6832, 6826, 2560)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => GemmShape.For(1, 6826, 2560, 6824));
+    }
+
+    [Test]
+    public void WeightRowsArePaddedToSixteenBytes()
+    {
+        Assert.That(WeightRows.LeadingDimension(2560), Is.EqualTo(2560));
+        Assert.That(WeightRows.LeadingDimension(6826), Is.EqualTo(6832));
+        Assert.That(WeightRows.LeadingDimension(1), Is.EqualTo(8));
+    }
+
+    [TestCase(1, 2560, 7680, 2560, 960, 5120)]
+    [TestCase(1, 6826, 2560, 6832, 320, 13664)]
+    [TestCase(4, 6826, 2560, 6832, 320, 54656)]
+    [TestCase(1, 2560, 50257, 2560, 6283, 5120)]
+    public void DecodeProductsRunAsGemv(int rows, int k, int n, int ldw, int blocks, int shared)
+    {
+        var plan = GemvPlan.For(rows, k, n, ldw, elementSize: 2, maxSharedBytes: 163 * 1024);
+        Assert.That(plan, Is.EqualTo(new GemvPlan(blocks, 256, shared)));
+    }
+
+    [Test]
+    public void OtherProductsGoToCublas()
+    {
+        Assert.That(GemvPlan.For(5, 2560, 2560, 2560, 2, 163 * 1024), Is.Null, "more rows than the GEMV holds");
+        Assert.That(GemvPlan.For(1, 2561, 2560, 2561, 2, 163 * 1024), Is.Null, "a tied head whose rows are not 16-byte aligned");
+        Assert.That(GemvPlan.For(4, 6826, 2560, 6832, 2, 48 * 1024), Is.Null, "input does not fit the shared memory");
+    }
+}
+
+public class RooflineProbeTests
+{
+    [Test]
+    public void BuffersAreOneGibibyteOrAnEighthOfFreeMemory()
+    {
+        Assert.That(CudaRooflineProbe.BufferBytesFor(140L << 30), Is.EqualTo(1L << 30));
+        Assert.That(CudaRooflineProbe.BufferBytesFor(4L << 30), Is.EqualTo(512L << 20));
+        Assert.That(CudaRooflineProbe.BufferBytesFor(1000), Is.EqualTo(1L << 20));
+    }
+
+    [Test]
+    public void RatesAreComputedFromBytesOrFlopsAndMilliseconds()
+    {
+        Assert.That(CudaRooflineProbe.GigabytesPerSecond(2e9, 1.0), Is.EqualTo(2000).Within(1e-9));
+        Assert.That(CudaRooflineProbe.GemmGflops(8192, 8192, 8192, 2.0), Is.EqualTo(2.0 * 8192 * 8192 * 8192 / 2e-3 / 1e9).Within(1e-6));
+        Assert.That(CudaRooflineProbe.GigabytesPerSecond(1, 0), Is.EqualTo(0));
+    }
+}
