@@ -354,13 +354,20 @@ public sealed unsafe partial class CudaBackend : IBackend
 
         if (maxLength == 1)
         {
-            // Flash-decoding. Under capture the grid covers the whole cache so the graph stays valid as contexts grow.
-            int splits = _capture is not null ? c.MaxSplits : (maxContext + CudaMemoryPlan.DecodeChunk - 1) / CudaMemoryPlan.DecodeChunk;
+            // Flash-decoding. The device picks each sequence's chunk from its context; under capture the grid
+            // covers the whole cache so the graph stays valid as contexts grow.
+            int target = DecodeSplits.Target(Device.Multiprocessors, c.Heads, seqs.Length, c.MaxSplits);
+            int splits = c.MaxSplits;
+            if (_capture is null)
+            {
+                splits = 1;
+                foreach (var s in seqs) splits = Math.Max(splits, DecodeSplits.Used(s.StartPosition + s.Length, target));
+            }
             _kernels[$"attention_decode_{t}_hd{c.HeadDim}"].Launch(Dim3.Of(splits, c.Heads, seqs.Length), new Dim3(128), 0, _stream,
                 new KernelArgs().Ptr(q.Pointer).Ptr(keys).Ptr(values).Ptr(_descriptors.Pointer).Ptr(_slopes.Pointer)
-                    .Int(c.Heads).Int(c.MaxPositions).Int(c.MaxSplits).Float(scoreScale).Ptr(c.Partials.Pointer));
+                    .Int(c.Heads).Int(c.MaxPositions).Int(c.MaxSplits).Int(target).Float(scoreScale).Ptr(c.Partials.Pointer));
             _kernels[$"attention_combine_{t}_hd{c.HeadDim}"].Launch(Dim3.Of(c.Heads, seqs.Length), new Dim3(128), 0, _stream,
-                new KernelArgs().Ptr(c.Partials.Pointer).Ptr(_descriptors.Pointer).Int(c.Heads).Int(c.MaxSplits).Int(splits).Ptr(o.Pointer));
+                new KernelArgs().Ptr(c.Partials.Pointer).Ptr(_descriptors.Pointer).Int(c.Heads).Int(c.MaxSplits).Int(target).Ptr(o.Pointer));
         }
         else
         {

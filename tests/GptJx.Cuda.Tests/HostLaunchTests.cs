@@ -96,3 +96,34 @@ public class RooflineProbeTests
         Assert.That(CudaRooflineProbe.GigabytesPerSecond(1, 0), Is.EqualTo(0));
     }
 }
+
+public class DecodeSplitTests
+{
+    [Test]
+    public void OneSequenceOnAnH200AimsAtSeventeenSplits() =>
+        Assert.That(DecodeSplits.Target(multiprocessors: 132, heads: 32, sequences: 1, maxSplits: 32), Is.EqualTo(17));
+
+    [Test]
+    public void ManySequencesNeedNoSplitting() =>
+        Assert.That(DecodeSplits.Target(132, 32, 64, 32), Is.EqualTo(1));
+
+    [TestCase(1, 1, 32)]
+    [TestCase(100, 17, 32)]
+    [TestCase(2048, 17, 128)]
+    [TestCase(8192, 17, 256)]
+    [TestCase(8192, 1, 256)]
+    public void ChunksAreMultiplesOf32UpTo256(int keys, int target, int chunk) =>
+        Assert.That(DecodeSplits.Chunk(keys, target), Is.EqualTo(chunk));
+
+    [Test]
+    public void NoContextUsesMoreSplitsThanTheCacheHas()
+    {
+        foreach (var maxPos in new[] { 1, 255, 256, 257, 8192 })
+        {
+            int maxSplits = (maxPos + 255) / 256;
+            for (var target = 1; target <= maxSplits; target++)
+                for (var keys = 1; keys <= maxPos; keys += 1 + keys / 7)
+                    Assert.That(DecodeSplits.Used(keys, target), Is.InRange(1, maxSplits), $"keys {keys}, target {target}, max {maxPos}");
+        }
+    }
+}

@@ -220,7 +220,7 @@ public class PtxTests
     [TestCase("gemv_f16_f16", "u64 u32 u32 u32 u64 u32 u32 u64 u32 u64 u32")]
     [TestCase("convert_t_bf16_bf16", "u64 u64 u32 u64 u64 u64 u64")]
     [TestCase("convert_f32_bf16", "u64 u64 u32 u64 u64 u64 u32")]
-    [TestCase("attention_decode_bf16_hd80", "u64 u64 u64 u64 u64 u32 u32 u32 f32 u64")]
+    [TestCase("attention_decode_bf16_hd80", "u64 u64 u64 u64 u64 u32 u32 u32 u32 f32 u64")]
     [TestCase("attention_combine_bf16_hd80", "u64 u64 u32 u32 u32 u64")]
     [TestCase("attention_prefill_f16_hd80", "u64 u64 u64 u64 u64 u32 u32 f32 u64")]
     [TestCase("kv_append_bf16", "u64 u64 u32 u32 u32 u64 u64")]
