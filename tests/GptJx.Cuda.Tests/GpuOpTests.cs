@@ -86,6 +86,48 @@ public class GpuOpTests(DType type) : GpuTest(type)
         AssertClose(Read(h), expected.Zip(residual, (a, b) => a + b).ToArray(), Tol * 4, Tol, "h += x W + b");
     }
 
+    /// <summary>Widths that are not multiples of 8: the device rows are padded to 8, the GEMV (up to 4 rows) and cuBLAS (more) read them with the stride.</summary>
+    [TestCase(1, WeightLayout.InOut)]
+    [TestCase(2, WeightLayout.OutIn)]
+    [TestCase(3, WeightLayout.InOut)]
+    [TestCase(4, WeightLayout.OutIn)]
+    [TestCase(6, WeightLayout.InOut)]
+    [TestCase(6, WeightLayout.OutIn)]
+    public void PaddedWeightRowsWithOddInputWidth(int rows, WeightLayout layout)
+    {
+        const int k = 83, n = 45;
+        var wSource = Random(k * n, 0.2f);  // [k, n] for InOut, [n, k] for OutIn
+        var bias = Random(n);
+        var data = layout == WeightLayout.InOut ? Checkpoint("w", wSource, DType.F32, k, n) : Checkpoint("w", wSource, DType.F32, n, k);
+        var linear = Own(Backend.LoadLinear([data], [Checkpoint("b", bias, DType.F32, n)], layout));
+        var w = new float[k * n];  // [k, n] for the reference
+        for (var r = 0; r < k; r++)
+            for (var c = 0; c < n; c++)
+                w[r * n + c] = HostConversions.Round(layout == WeightLayout.InOut ? wSource[r * n + c] : wSource[c * k + r], Type);
+        var x = Rounded(Random(rows * k));
+        var expected = Reference.MatMul(x, rows, k, w, n, bias);
+        var residual = Random(rows * n);
+        var h = Tensor(rows, n, DType.F32, residual);
+        Backend.Linear(Tensor(rows, k, Type, x), linear, h, accumulate: true);
+        AssertClose(Read(h), expected.Zip(residual, (a, b) => a + b).ToArray(), Tol * 4, Tol, $"h += x W + b ({rows} rows, {layout})");
+    }
+
+    [Test]
+    public void RooflineProbeMeasuresTheDevice()
+    {
+        var probe = Backend.CreateRooflineProbe();
+        var facts = probe.Describe();
+        TestContext.Out.WriteLine(string.Join("; ", facts.Select(f => $"{f.Key}: {f.Value}")));
+        Assert.That(facts["gpu"], Is.EqualTo(Backend.Device.Name));
+        var bw = probe.MeasureBandwidth(2);
+        var compute = probe.MeasureCompute(2);
+        TestContext.Out.WriteLine($"copy {bw.CopyGBs:F0} GB/s, triad {bw.TriadGBs:F0} GB/s, read {bw.ReadGBs:F0} GB/s; " +
+            $"peak {compute.PeakGflops / 1000:F0} TFLOP/s, GEMM {compute.GemmShape} {compute.GemmGflops / 1000:F0} TFLOP/s");
+        Assert.That(new[] { bw.CopyGBs, bw.TriadGBs, bw.ReadGBs }, Is.All.InRange(50.0, 20_000.0));
+        Assert.That(compute.PeakGflops, Is.InRange(5_000.0, 5_000_000.0));
+        Assert.That(compute.GemmGflops, Is.InRange(1_000.0, 5_000_000.0));
+    }
+
     [Test]
     public void OutInLinearSharesATiedEmbedding()
     {
