@@ -17,7 +17,7 @@ for f in "$tmp"/*.ptx; do
   [[ -f "$root/kernels/ptx/$n" ]] || { echo "stale PTX: kernels/ptx/$n is missing (run tools/build-ptx.sh)"; status=1; }
 done
 # Hot kernels: everything on the per-token path. A spill in any of them fails the check.
-hot='^(embed_gather|layer_norm|rms_norm|bias_rows|swiglu|kv_append|attention_prefill|attention_decode|attention_combine|gather_rows|scale|argmax|sample)_'
+hot='^(gemv|embed_gather|layer_norm|rms_norm|bias_rows|swiglu|kv_append|attention_prefill|attention_decode|attention_combine|gather_rows|scale|argmax|sample)_'
 printf '%-34s %-6s %5s %8s %8s %7s\n' kernel arch regs spill_st spill_ld smem
 for arch in sm_80 sm_90; do
   for f in "$root"/kernels/ptx/*.ptx; do

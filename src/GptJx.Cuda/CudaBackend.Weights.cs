@@ -1,5 +1,6 @@
 using GptJx.Backends;
 using GptJx.Checkpoints;
+using GptJx.Cuda.Interop;
 using GptJx.Tensors;
 
 namespace GptJx.Cuda;
@@ -62,25 +63,28 @@ public sealed unsafe partial class CudaBackend
             && tied.Rows == outFeatures && tied.Columns == inFeatures)
         {
             tied.Table.AddRef();
-            return new CudaLinear(tied.Table, bias, (int)inFeatures, (int)outFeatures, layout, WeightType, sharedWeight: true);
+            return new CudaLinear(tied.Table, bias, (int)inFeatures, (int)outFeatures, (int)inFeatures, layout, WeightType, sharedWeight: true);
         }
 
-        var buffer = new DeviceBuffer(_context, inFeatures * outFeatures * WeightType.Size());
+        // Device layout [N, ld]: one row per output, ld = K rounded up to 8 with zeroed padding.
+        int ld = WeightRows.LeadingDimension((int)inFeatures);
+        var buffer = new DeviceBuffer(_context, outFeatures * ld * WeightType.Size());
+        if (ld != inFeatures) CudaCheck.Driver(CudaDriver.cuMemsetD8Async(buffer.Pointer, 0, (nuint)buffer.Bytes, _stream.Handle));
         long at = 0;
         foreach (var w in weights)
         {
             if (inOut)
             {
-                Streamer.Copy(w, buffer, WeightType, outFeatures, 0, (int)at);  // [K, n_i] into columns at..at+n_i of [K, N]
+                Streamer.Copy(w, buffer, WeightType, ld, at, 0, transpose: true);  // [K, n_i] transposed into rows at..at+n_i of [N, ld]
                 at += w.Info.Shape[1];
             }
             else
             {
-                Streamer.Copy(w, buffer, WeightType, inFeatures, at, 0);        // [n_i, K] into rows at..at+n_i of [N, K]
+                Streamer.Copy(w, buffer, WeightType, ld, at, 0);                   // [n_i, K] into rows at..at+n_i of [N, ld]
                 at += w.Info.Shape[0];
             }
         }
-        return new CudaLinear(buffer, bias, (int)inFeatures, (int)outFeatures, layout, WeightType, sharedWeight: false);
+        return new CudaLinear(buffer, bias, (int)inFeatures, (int)outFeatures, ld, layout, WeightType, sharedWeight: false);
     }
 
     public INorm LoadNorm(TensorData gain, TensorData? bias)

@@ -63,6 +63,8 @@ public sealed unsafe partial class CudaBackend : IBackend
             if (PrefillSharedBytes(hd) <= optin)
                 foreach (var t in new[] { "f16", "bf16" })
                     _kernels[$"attention_prefill_{t}_hd{hd}"].ReserveDynamicShared(PrefillSharedBytes(hd));
+        foreach (var name in new[] { "gemv_f16_f32", "gemv_f16_f16", "gemv_bf16_f32", "gemv_bf16_bf16" })
+            _kernels[name].ReserveDynamicShared(optin);
 
         _blas = new CublasHandle(context);
         CudaCheck.Blas(CuBlas.cublasCreate(out var blas));
@@ -280,6 +282,16 @@ public sealed unsafe partial class CudaBackend : IBackend
         Rows(y, x.Rows, nameof(output));
         if (x.Rows == 0) return;
         using var scope = _context.Enter();
+
+        // Decode: one fused GEMV (bias and residual in its epilogue) reading each weight row once.
+        if (GemvPlan.For(x.Rows, w.InFeatures, w.OutFeatures, w.Ld, w.Type.Size(), MaxSharedPerBlock) is { } gemv)
+        {
+            _kernels[$"gemv_{Suffix(w.Type)}_{Suffix(y.Type)}"].Launch(Dim3.Of(gemv.Blocks), new Dim3((uint)gemv.Threads), gemv.SharedBytes, _stream,
+                new KernelArgs().Ptr(w.Weight.Pointer).Int(w.Ld).Int(w.OutFeatures).Int(w.InFeatures).Ptr(x.Pointer).Int(x.Columns).Int(x.Rows)
+                    .Ptr(w.Bias?.Pointer ?? 0).Int(accumulate ? 1 : 0).Ptr(y.Pointer).Int(y.Columns));
+            return;
+        }
+
         var beta = accumulate ? 1f : 0f;
         if (w.Bias is not null)
         {
@@ -287,27 +299,16 @@ public sealed unsafe partial class CudaBackend : IBackend
                 new KernelArgs().Ptr(y.Pointer).Ptr(w.Bias.Pointer).Int(w.OutFeatures).Int(accumulate ? 1 : 0));
             beta = 1f;
         }
-        Gemm(x, w, y, beta);
+        GemmRaw(GemmShape.For(x.Rows, w.InFeatures, w.OutFeatures, w.Ld), w.Weight.Pointer, w.Type, x.Pointer, x.Type, y.Pointer, y.Type, beta);
     }
 
-    /// <summary>
-    /// Row-major y[M,N] = x[M,K] W (+ beta y) through column-major cuBLAS: y^T = W^T x^T, so
-    /// cuBLAS sees m = N, n = M, k = K with the weight as the first operand — untransposed
-    /// when stored [K, N] (InOut), transposed when stored [N, K] (OutIn).
-    /// </summary>
-    private void Gemm(CudaTensor x, CudaLinear w, CudaTensor y, float beta)
+    /// <summary>One cublasGemmEx on the backend's stream with fp32 accumulation: C = A B + beta C in cuBLAS terms (see <see cref="GemmShape"/>).</summary>
+    internal void GemmRaw(GemmShape g, ulong weight, DType weightType, ulong x, DType xType, ulong y, DType yType, float beta)
     {
         float alpha = 1f;
-        var inOut = w.Layout == WeightLayout.InOut;
-        CudaCheck.Blas(CuBlas.cublasGemmEx(_blas.DangerousGetHandle(),
-            inOut ? CuBlas.OpN : CuBlas.OpT, CuBlas.OpN,
-            w.OutFeatures, x.Rows, w.InFeatures,
-            &alpha,
-            w.Weight.Pointer, BlasType(w.Type), inOut ? w.OutFeatures : w.InFeatures,
-            x.Pointer, BlasType(x.Type), w.InFeatures,
-            &beta,
-            y.Pointer, BlasType(y.Type), w.OutFeatures,
-            CuBlas.Compute32F, CuBlas.GemmDefault));
+        CudaCheck.Blas(CuBlas.cublasGemmEx(_blas.DangerousGetHandle(), g.TransA, g.TransB, g.M, g.N, g.K,
+            &alpha, weight, BlasType(weightType), g.Lda, x, BlasType(xType), g.Ldb,
+            &beta, y, BlasType(yType), g.Ldc, CuBlas.Compute32F, CuBlas.GemmDefault));
     }
 
     public void Attention(ITensor qkv, IKvCache cache, int layer, AttentionBatch batch, float[] slopes, float scoreScale, ITensor output)
@@ -335,6 +336,12 @@ public sealed unsafe partial class CudaBackend : IBackend
             maxContext = Math.Max(maxContext, s.StartPosition + s.Length);
         }
         Rows(o, q.Rows, nameof(output));
+        if (_capture is not null)
+        {
+            if (_capture.CacheMaxPositions > 0 && (_capture.CacheSlots != c.Slots || _capture.CacheMaxPositions != c.MaxPositions))
+                throw new InvalidOperationException("one captured step must use one KV cache");
+            (_capture.CacheSlots, _capture.CacheMaxPositions) = (c.Slots, c.MaxPositions);
+        }
         using var scope = _context.Enter();
         UploadDescriptors(seqs);
         UploadSlopes(slopes);
@@ -347,13 +354,20 @@ public sealed unsafe partial class CudaBackend : IBackend
 
         if (maxLength == 1)
         {
-            // Flash-decoding. Under capture the grid covers the whole cache so the graph stays valid as contexts grow.
-            int splits = _capture is not null ? c.MaxSplits : (maxContext + CudaMemoryPlan.DecodeChunk - 1) / CudaMemoryPlan.DecodeChunk;
+            // Flash-decoding. The device picks each sequence's chunk from its context; under capture the grid
+            // covers the whole cache so the graph stays valid as contexts grow.
+            int target = DecodeSplits.Target(Device.Multiprocessors, c.Heads, seqs.Length, c.MaxSplits);
+            int splits = c.MaxSplits;
+            if (_capture is null)
+            {
+                splits = 1;
+                foreach (var s in seqs) splits = Math.Max(splits, DecodeSplits.Used(s.StartPosition + s.Length, target));
+            }
             _kernels[$"attention_decode_{t}_hd{c.HeadDim}"].Launch(Dim3.Of(splits, c.Heads, seqs.Length), new Dim3(128), 0, _stream,
                 new KernelArgs().Ptr(q.Pointer).Ptr(keys).Ptr(values).Ptr(_descriptors.Pointer).Ptr(_slopes.Pointer)
-                    .Int(c.Heads).Int(c.MaxPositions).Int(c.MaxSplits).Float(scoreScale).Ptr(c.Partials.Pointer));
+                    .Int(c.Heads).Int(c.MaxPositions).Int(c.MaxSplits).Int(target).Float(scoreScale).Ptr(c.Partials.Pointer));
             _kernels[$"attention_combine_{t}_hd{c.HeadDim}"].Launch(Dim3.Of(c.Heads, seqs.Length), new Dim3(128), 0, _stream,
-                new KernelArgs().Ptr(c.Partials.Pointer).Ptr(_descriptors.Pointer).Int(c.Heads).Int(c.MaxSplits).Int(splits).Ptr(o.Pointer));
+                new KernelArgs().Ptr(c.Partials.Pointer).Ptr(_descriptors.Pointer).Int(c.Heads).Int(c.MaxSplits).Int(target).Ptr(o.Pointer));
         }
         else
         {

@@ -27,6 +27,11 @@ internal sealed unsafe class GraphCapture : IDisposable
     public PinnedBuffer Arena { get; }
     public List<(GraphInputKind Kind, long Offset, int Count)> Inputs { get; } = new();
 
+    /// <summary>Slots and positions of the KV cache the captured attention ran on (0 when none did):
+    /// a replay's batch is checked against them, since the kernels trust the descriptors.</summary>
+    public int CacheSlots { get; set; }
+    public int CacheMaxPositions { get; set; }
+
     public byte* Reserve(GraphInputKind kind, long bytes, int count)
     {
         var aligned = (bytes + 255) & ~255L;
@@ -158,6 +163,9 @@ public sealed unsafe partial class CudaBackend
         using var scope = _context.Enter();
         graph.Done.Synchronize();  // the previous replay has read its inputs
         var seqs = batch.Active;
+        CheckReplayBatch(seqs, ids.Length, graph.Inputs.CacheSlots, graph.Inputs.CacheMaxPositions);
+        foreach (var r in gatherRows)
+            if ((uint)r >= (uint)ids.Length) throw new ArgumentOutOfRangeException(nameof(gatherRows), r, $"row outside the step's {ids.Length} rows");
         Span<SequenceDescriptor> descriptors = stackalloc SequenceDescriptor[seqs.Length];
         EncodeDescriptors(seqs, descriptors);
         foreach (var (kind, offset, count) in graph.Inputs.Inputs)
@@ -184,6 +192,24 @@ public sealed unsafe partial class CudaBackend
         ForgetUploads();  // the device scratch now holds the graph's inputs
         CudaCheck.Driver(CudaDriver.cuGraphLaunch(graph.Exec.DangerousGetHandle(), _stream.Handle));
         graph.Done.Record(_stream);
+    }
+
+    /// <summary>
+    /// The checks <see cref="Attention"/> makes eagerly, for a batch a replay feeds straight to the kernels:
+    /// every sequence in a slot of the cache, its positions inside it, its rows inside the step's rows.
+    /// </summary>
+    internal static void CheckReplayBatch(ReadOnlySpan<SequenceSpan> seqs, int rows, int cacheSlots, int cacheMaxPositions)
+    {
+        var total = 0;
+        foreach (var s in seqs)
+        {
+            if (s.Length < 1 || s.FirstRow < 0 || s.FirstRow + s.Length > rows)
+                throw new ArgumentException($"sequence in slot {s.Slot}: rows {s.FirstRow}..{s.FirstRow + s.Length - 1} outside the step's {rows} rows", "batch");
+            if (cacheMaxPositions > 0 && ((uint)s.Slot >= (uint)cacheSlots || s.StartPosition < 0 || s.StartPosition + s.Length > cacheMaxPositions))
+                throw new ArgumentException($"sequence in slot {s.Slot}: positions {s.StartPosition}..{s.StartPosition + s.Length - 1} outside the cache's {cacheSlots} x {cacheMaxPositions}", "batch");
+            total += s.Length;
+        }
+        if (total != rows) throw new ArgumentException($"the batch has {total} rows; the step has {rows}", "batch");
     }
 
     private static void Write<T>(ReadOnlySpan<T> data, byte* destination, int count, string what) where T : unmanaged

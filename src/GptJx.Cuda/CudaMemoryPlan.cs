@@ -44,8 +44,9 @@ public sealed record CudaMemoryPlan(
         long w = weightType.Size();
         long d = shape.Width, f = shape.FeedForward, v = shape.Vocabulary, l = shape.Layers;
 
-        // Matrices in the weight type; biases, norms and slopes in fp32.
-        long perLayerMatrices = d * 3 * d + d * d + d * 2 * f + f * d;
+        // Matrices in the weight type, as [out, in] rows padded to a multiple of 8 inputs; biases, norms and slopes in fp32.
+        long dp = WeightRows.LeadingDimension((int)d), fp = WeightRows.LeadingDimension((int)f);
+        long perLayerMatrices = 3 * d * dp + d * dp + 2 * f * dp + d * fp;
         long perLayerVectors = 3 * d + d + 2 * f + d + 4 * d;
         long weights = v * d * w + l * (perLayerMatrices * w + perLayerVectors * 4) + 2 * d * 4 + shape.Heads * 4;
         if (!shape.TiedEmbeddings) weights += v * d * w;

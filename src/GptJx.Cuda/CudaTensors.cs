@@ -43,15 +43,18 @@ internal sealed class CudaEmbedding(DeviceBuffer table, int rows, int columns, D
 }
 
 /// <summary>
-/// A linear layer on the device. <see cref="Layout"/> InOut keeps the weight [in, out] (GEMM without
-/// transposes), OutIn keeps it [out, in] (the weight operand transposed). Bias in fp32, or none.
+/// A linear layer on the device: the weight as [out, <see cref="Ld"/>] rows whatever the checkpoint's
+/// layout (InOut checkpoints are transposed while loading), so decode reads each output's weights
+/// contiguously; <see cref="Ld"/> is the input width rounded up to 8 (zero padding) except for a head
+/// that shares the embedding table. Bias in fp32, or none.
 /// </summary>
 internal sealed class CudaLinear : ILinear
 {
     private readonly bool _sharedWeight;
 
-    public CudaLinear(DeviceBuffer weight, DeviceBuffer? bias, int inFeatures, int outFeatures, WeightLayout layout, DType type, bool sharedWeight)
+    public CudaLinear(DeviceBuffer weight, DeviceBuffer? bias, int inFeatures, int outFeatures, int ld, WeightLayout layout, DType type, bool sharedWeight)
     {
+        Ld = ld;
         Weight = weight;
         Bias = bias;
         InFeatures = inFeatures;
@@ -65,7 +68,10 @@ internal sealed class CudaLinear : ILinear
     public DeviceBuffer? Bias { get; }
     public int InFeatures { get; }
     public int OutFeatures { get; }
+    /// <summary>Layout of the checkpoint tensors it was loaded from (the device layout is always [out, Ld]).</summary>
     public WeightLayout Layout { get; }
+    /// <summary>Row stride of the device weight, in elements.</summary>
+    public int Ld { get; }
     public DType Type { get; }
 
     public void Dispose()

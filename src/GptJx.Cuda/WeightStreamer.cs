@@ -44,9 +44,10 @@ internal sealed unsafe class WeightStreamer : IDisposable
 
     /// <summary>
     /// Copies a [rows, cols] source (a 1-D tensor is one row) to
-    /// destination[(rowOffset + r) * leadingDim + colOffset + c], converting to <paramref name="destinationType"/>.
+    /// destination[(rowOffset + r) * leadingDim + colOffset + c], converting to <paramref name="destinationType"/>;
+    /// with <paramref name="transpose"/>, to destination[(rowOffset + c) * leadingDim + colOffset + r].
     /// </summary>
-    public void Copy(TensorData source, DeviceBuffer destination, DType destinationType, long leadingDim, long rowOffset, int colOffset)
+    public void Copy(TensorData source, DeviceBuffer destination, DType destinationType, long leadingDim, long rowOffset, int colOffset, bool transpose = false)
     {
         var shape = source.Info.Shape;
         long rows = shape.Length >= 2 ? shape[0] : 1;
@@ -54,9 +55,10 @@ internal sealed unsafe class WeightStreamer : IDisposable
         int elem = source.Info.DType.Size();
         long rowBytes = cols * elem;
         if (rowBytes > _chunkBytes) throw new CheckpointException(source.Info.File, source.Info.Name, $"a row of {rowBytes} bytes exceeds the {_chunkBytes}-byte load buffer");
-        if ((rowOffset + rows - 1) * leadingDim + colOffset + cols > destination.Bytes / destinationType.Size())
+        var (outRows, outCols) = transpose ? (cols, rows) : (rows, cols);
+        if (outCols + colOffset > leadingDim || (rowOffset + outRows - 1) * leadingDim + colOffset + outCols > destination.Bytes / destinationType.Size())
             throw new InvalidOperationException($"tensor '{source.Info.Name}' does not fit its destination");
-        var kernel = _kernels[$"convert_{CudaBackend.Suffix(source.Info.DType)}_{CudaBackend.Suffix(destinationType)}"];
+        var kernel = _kernels[$"convert{(transpose ? "_t" : "")}_{CudaBackend.Suffix(source.Info.DType)}_{CudaBackend.Suffix(destinationType)}"];
         long rowsPerChunk = Math.Max(1, _chunkBytes / rowBytes);
         _clock.Start();
         try
@@ -70,9 +72,14 @@ internal sealed unsafe class WeightStreamer : IDisposable
                 _free[b].Synchronize();  // the device is done with this pair of buffers
                 Buffer.MemoryCopy(source.Pointer + r0 * rowBytes, _host[b].Pointer, _chunkBytes, bytes);
                 CudaCheck.Driver(CudaDriver.cuMemcpyHtoDAsync(_device[b].Pointer, _host[b].Pointer, (nuint)bytes, _stream.Handle));
-                kernel.Launch(Dim3.Of((cols + 255) / 256, Math.Min(n, 65535)), new Dim3(256), 0, _stream,
-                    new KernelArgs().Ptr(_device[b].Pointer).Long(n).Int((int)cols).Ptr(destination.Pointer)
-                        .Long(leadingDim).Long(rowOffset + r0).Int(colOffset));
+                if (transpose)
+                    kernel.Launch(Dim3.Of((cols + 31) / 32, Math.Min((n + 31) / 32, 65535)), new Dim3(32, 8), 0, _stream,
+                        new KernelArgs().Ptr(_device[b].Pointer).Long(n).Int((int)cols).Ptr(destination.Pointer)
+                            .Long(leadingDim).Long(rowOffset).Long(colOffset + r0));
+                else
+                    kernel.Launch(Dim3.Of((cols + 255) / 256, Math.Min(n, 65535)), new Dim3(256), 0, _stream,
+                        new KernelArgs().Ptr(_device[b].Pointer).Long(n).Int((int)cols).Ptr(destination.Pointer)
+                            .Long(leadingDim).Long(rowOffset + r0).Int(colOffset));
                 _free[b].Record(_stream);
                 Bytes += bytes;
             }

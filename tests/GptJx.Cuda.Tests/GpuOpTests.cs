@@ -86,6 +86,48 @@ public class GpuOpTests(DType type) : GpuTest(type)
         AssertClose(Read(h), expected.Zip(residual, (a, b) => a + b).ToArray(), Tol * 4, Tol, "h += x W + b");
     }
 
+    /// <summary>Widths that are not multiples of 8: the device rows are padded to 8, the GEMV (up to 4 rows) and cuBLAS (more) read them with the stride.</summary>
+    [TestCase(1, WeightLayout.InOut)]
+    [TestCase(2, WeightLayout.OutIn)]
+    [TestCase(3, WeightLayout.InOut)]
+    [TestCase(4, WeightLayout.OutIn)]
+    [TestCase(6, WeightLayout.InOut)]
+    [TestCase(6, WeightLayout.OutIn)]
+    public void PaddedWeightRowsWithOddInputWidth(int rows, WeightLayout layout)
+    {
+        const int k = 83, n = 45;
+        var wSource = Random(k * n, 0.2f);  // [k, n] for InOut, [n, k] for OutIn
+        var bias = Random(n);
+        var data = layout == WeightLayout.InOut ? Checkpoint("w", wSource, DType.F32, k, n) : Checkpoint("w", wSource, DType.F32, n, k);
+        var linear = Own(Backend.LoadLinear([data], [Checkpoint("b", bias, DType.F32, n)], layout));
+        var w = new float[k * n];  // [k, n] for the reference
+        for (var r = 0; r < k; r++)
+            for (var c = 0; c < n; c++)
+                w[r * n + c] = HostConversions.Round(layout == WeightLayout.InOut ? wSource[r * n + c] : wSource[c * k + r], Type);
+        var x = Rounded(Random(rows * k));
+        var expected = Reference.MatMul(x, rows, k, w, n, bias);
+        var residual = Random(rows * n);
+        var h = Tensor(rows, n, DType.F32, residual);
+        Backend.Linear(Tensor(rows, k, Type, x), linear, h, accumulate: true);
+        AssertClose(Read(h), expected.Zip(residual, (a, b) => a + b).ToArray(), Tol * 4, Tol, $"h += x W + b ({rows} rows, {layout})");
+    }
+
+    [Test]
+    public void RooflineProbeMeasuresTheDevice()
+    {
+        var probe = Backend.CreateRooflineProbe();
+        var facts = probe.Describe();
+        TestContext.Out.WriteLine(string.Join("; ", facts.Select(f => $"{f.Key}: {f.Value}")));
+        Assert.That(facts["gpu"], Is.EqualTo(Backend.Device.Name));
+        var bw = probe.MeasureBandwidth(2);
+        var compute = probe.MeasureCompute(2);
+        TestContext.Out.WriteLine($"copy {bw.CopyGBs:F0} GB/s, triad {bw.TriadGBs:F0} GB/s, read {bw.ReadGBs:F0} GB/s; " +
+            $"peak {compute.PeakGflops / 1000:F0} TFLOP/s, GEMM {compute.GemmShape} {compute.GemmGflops / 1000:F0} TFLOP/s");
+        Assert.That(new[] { bw.CopyGBs, bw.TriadGBs, bw.ReadGBs }, Is.All.InRange(50.0, 20_000.0));
+        Assert.That(compute.PeakGflops, Is.InRange(5_000.0, 5_000_000.0));
+        Assert.That(compute.GemmGflops, Is.InRange(1_000.0, 5_000_000.0));
+    }
+
     [Test]
     public void OutInLinearSharesATiedEmbedding()
     {
@@ -154,20 +196,31 @@ public class GpuOpTests(DType type) : GpuTest(type)
         Backend.Sample(t, [new(0f, 0, 1f, 0.3f), new(1f, 1, 1f, 0.9f), new(0.7f, 0, 1e-6f, 0.5f)], tokens);
         Assert.That(tokens, Is.EqualTo(expected), "greedy, top-k 1 and a tiny top-p all pick the argmax");
 
-        // top-k 5 at temperature 1: the inverse CDF over the five best, in vocabulary order.
-        const float u = 0.6f;
-        Backend.Sample(t, [new(1f, 5, 1f, u), new(1f, 5, 1f, u), new(1f, 5, 1f, u)], tokens);
-        for (var r = 0; r < rows; r++)
-        {
-            var row = logits.AsSpan(r * v, v).ToArray();
-            var top = Enumerable.Range(0, v).OrderByDescending(i => row[i]).Take(5).Order().ToArray();
-            var m = row.Max();
-            var p = top.Select(i => Math.Exp(row[i] - m)).ToArray();
-            var target = u * p.Sum();
-            double run = 0; var pick = top[^1];
-            for (var i = 0; i < top.Length; i++) { run += p[i]; if (run > target) { pick = top[i]; break; } }
-            Assert.That(tokens[r], Is.EqualTo(pick), $"row {r}");
-        }
+        // Sampling picks what the host Sampler picks for the same draw: ranking by logit, top-k, top-p,
+        // then the inverse CDF in ranking order.
+        var cases = new (float T, int K, float P)[] { (1f, 5, 1f), (0.8f, 0, 0.9f), (1.3f, 50, 0.7f), (1f, 0, 1f), (0.5f, 40, 1f) };
+        foreach (var (temperature, k, topP) in cases)
+            foreach (var u in new[] { 0f, 0.13f, 0.6f, 0.999f })
+            {
+                Backend.Sample(t, [.. Enumerable.Repeat(new SampleParams(temperature, k, topP, u), rows)], tokens);
+                for (var r = 0; r < rows; r++)
+                {
+                    var sampler = new GptJx.Generation.Sampler(new GptJx.Generation.GenerationOptions { Temperature = temperature, TopK = k, TopP = topP }, v);
+                    var host = sampler.Next(logits.AsSpan(r * v, v).ToArray(), new GptJx.Backends.TokenDraw(temperature, k, topP, u));
+                    Assert.That(tokens[r], Is.EqualTo(host), $"row {r}, T {temperature}, top-k {k}, top-p {topP}, u {u}");
+                }
+            }
+
+        // Ties: equal logits rank by index, so top-k 2 over three equal maxima keeps the two lowest indices.
+        var tied = new float[v];
+        Array.Fill(tied, -5f);
+        tied[7] = tied[300] = tied[9000] = 2f;
+        var tt = Tensor(1, v, DType.F32, tied);
+        var one = new int[1];
+        Backend.Sample(tt, [new SampleParams(1f, 2, 1f, 0.75f)], one);
+        Assert.That(one[0], Is.EqualTo(300));
+        Backend.Sample(tt, [new SampleParams(1f, 2, 1f, 0.25f)], one);
+        Assert.That(one[0], Is.EqualTo(7));
     }
 
     [Test]

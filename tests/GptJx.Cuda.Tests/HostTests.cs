@@ -157,7 +157,7 @@ public class ErrorTests
 public class PtxTests
 {
     private static readonly string[] Modules =
-        ["attention_decode", "attention_prefill", "bias", "convert", "embed", "gather_rows", "kv_append", "layernorm", "sampling", "scale", "swiglu"];
+        ["attention_decode", "attention_prefill", "bias", "convert", "embed", "gather_rows", "gemv", "kv_append", "layernorm", "probe", "sampling", "scale", "swiglu"];
 
     [Test]
     public void EveryKernelFileIsEmbedded() => Assert.That(PtxResources.Modules, Is.EqualTo(Modules));
@@ -194,7 +194,11 @@ public class PtxTests
             yield return $"swiglu_{t}";
             yield return $"scale_{t}";
             foreach (var d in new[] { "f32", "f16", "bf16" }) yield return $"convert_{t}_{d}";
+            foreach (var d in new[] { "f16", "bf16" }) yield return $"convert_t_{t}_{d}";
         }
+        foreach (var (w, o) in new[] { ("f16", "f32"), ("f16", "f16"), ("bf16", "f32"), ("bf16", "bf16") }) yield return $"gemv_{w}_{o}";
+        yield return "probe_read";
+        yield return "probe_triad";
         yield return "gather_rows_b32";
         yield return "gather_rows_b16";
         yield return "argmax_f32";
@@ -206,6 +210,38 @@ public class PtxTests
     {
         var entries = Modules.SelectMany(m => PtxResources.EntryPoints(PtxResources.Read(m))).ToHashSet();
         Assert.That(ExpectedEntries().Where(e => !entries.Contains(e)), Is.Empty);
+    }
+
+    /// <summary>
+    /// Parameter kinds of the kernels as the launchers pass them (KernelArgs: Ptr/Long = u64, Int = u32, Float = f32),
+    /// against the PTX .entry parameter lists, which are the truth.
+    /// </summary>
+    [TestCase("gemv_bf16_f32", "u64 u32 u32 u32 u64 u32 u32 u64 u32 u64 u32")]
+    [TestCase("gemv_f16_f16", "u64 u32 u32 u32 u64 u32 u32 u64 u32 u64 u32")]
+    [TestCase("convert_t_bf16_bf16", "u64 u64 u32 u64 u64 u64 u64")]
+    [TestCase("convert_f32_bf16", "u64 u64 u32 u64 u64 u64 u32")]
+    [TestCase("attention_decode_bf16_hd80", "u64 u64 u64 u64 u64 u32 u32 u32 u32 f32 u64")]
+    [TestCase("attention_combine_bf16_hd80", "u64 u64 u32 u32 u32 u64")]
+    [TestCase("attention_prefill_f16_hd80", "u64 u64 u64 u64 u64 u32 u32 f32 u64")]
+    [TestCase("kv_append_bf16", "u64 u64 u32 u32 u32 u64 u64")]
+    [TestCase("sample_f32", "u64 u32 u64 u64")]
+    [TestCase("argmax_f32", "u64 u32 u64")]
+    [TestCase("probe_read", "u64 u64 u64")]
+    [TestCase("probe_triad", "u64 u64 u64 f32 u64")]
+    [TestCase("embed_gather_bf16", "u64 u64 u32 u32 f32 u64")]
+    [TestCase("layer_norm_bf16", "u64 u64 u64 u32 f32 u64")]
+    [TestCase("bias_rows_f32", "u64 u64 u32 u32")]
+    [TestCase("scale_f32", "u64 u64 f32")]
+    [TestCase("swiglu_bf16", "u64 u32 u64")]
+    [TestCase("gather_rows_b16", "u64 u64 u32 u64")]
+    public void LaunchArgumentsMatchThePtxSignature(string entry, string kinds)
+    {
+        var ptx = string.Concat(Modules.Select(PtxResources.Read));
+        var at = ptx.IndexOf($".entry {entry}(", StringComparison.Ordinal);
+        Assert.That(at, Is.GreaterThanOrEqualTo(0), entry);
+        var list = ptx[at..ptx.IndexOf(')', at)];
+        var found = System.Text.RegularExpressions.Regex.Matches(list, @"\.param\s+\.(\w+)").Select(m => m.Groups[1].Value);
+        Assert.That(string.Join(" ", found), Is.EqualTo(kinds), entry);
     }
 
     [Test]

@@ -16,6 +16,10 @@ internal static unsafe partial class CudaDriver
 
     // CUdevice_attribute
     public const int AttrMultiprocessorCount = 16;
+    public const int AttrClockRate = 13;
+    public const int AttrMemoryClockRate = 36;
+    public const int AttrGlobalMemoryBusWidth = 37;
+    public const int AttrL2CacheSize = 38;
     public const int AttrComputeCapabilityMajor = 75;
     public const int AttrComputeCapabilityMinor = 76;
     public const int AttrMaxSharedMemoryPerBlockOptin = 97;
