@@ -12,6 +12,7 @@ public sealed class Sampler
     private readonly Pcg32 _random;
     private readonly int[] _order;
     private readonly float[] _probabilities;
+    private readonly float[] _logits;
     private readonly bool[] _seen;
 
     public Sampler(GenerationOptions options, int vocabularySize)
@@ -21,6 +22,7 @@ public sealed class Sampler
         _random = new Pcg32(options.Seed ?? (ulong)Random.Shared.NextInt64());
         _order = new int[vocabularySize];
         _probabilities = new float[vocabularySize];
+        _logits = new float[vocabularySize];
         _seen = new bool[vocabularySize];
     }
 
@@ -84,12 +86,12 @@ public sealed class Sampler
         var order = _order.AsSpan(0, n);
         for (int i = 0; i < n; i++) order[i] = i;
 
-        // Candidates sorted by logit, highest first (stable on ties by index).
+        // Candidates ranked by logit, highest first, equal logits by lowest id (as the device kernel ranks them).
         int candidates = _options.TopK > 0 ? Math.Min(_options.TopK, n) : n;
-        var keys = _probabilities.AsSpan(0, n);
-        for (int i = 0; i < n; i++) keys[i] = -logits[i];
-        if (candidates < n) PartialSelect(keys, order, candidates);
-        keys[..candidates].Sort(order[..candidates]);
+        logits.CopyTo(_logits);
+        var ranking = new Ranking(_logits);
+        if (candidates < n) PartialSelect(order, candidates, ranking);
+        order[..candidates].Sort(ranking);
 
         // Softmax of the candidates at this temperature.
         float max = logits[order[0]];
@@ -126,21 +128,26 @@ public sealed class Sampler
         return order[kept - 1];
     }
 
-    /// <summary>Moves the k smallest keys (with their indices) to the front, in any order (quickselect).</summary>
-    private static void PartialSelect(Span<float> keys, Span<int> order, int k)
+    /// <summary>Token ids by logit, highest first; equal logits by lowest id.</summary>
+    private readonly struct Ranking(float[] logits) : IComparer<int>
     {
-        int lo = 0, hi = keys.Length - 1;
+        public int Compare(int a, int b) => logits[a] != logits[b] ? logits[b].CompareTo(logits[a]) : a.CompareTo(b);
+    }
+
+    /// <summary>Moves the k best-ranked ids to the front of <paramref name="order"/>, in any order (quickselect).</summary>
+    private static void PartialSelect(Span<int> order, int k, Ranking ranking)
+    {
+        int lo = 0, hi = order.Length - 1;
         while (lo < hi)
         {
-            float pivot = keys[(lo + hi) >>> 1];
+            int pivot = order[(lo + hi) >>> 1];
             int i = lo, j = hi;
             while (i <= j)
             {
-                while (keys[i] < pivot) i++;
-                while (keys[j] > pivot) j--;
+                while (ranking.Compare(order[i], pivot) < 0) i++;
+                while (ranking.Compare(order[j], pivot) > 0) j--;
                 if (i <= j)
                 {
-                    (keys[i], keys[j]) = (keys[j], keys[i]);
                     (order[i], order[j]) = (order[j], order[i]);
                     i++;
                     j--;

@@ -93,3 +93,18 @@ public class SamplerTests
         Assert.Throws<ArgumentOutOfRangeException>(() => new GenerationOptions { TopP = float.NaN }.Validate());
     }
 }
+
+public class SamplerRankingTests
+{
+    [Test]
+    public void EqualLogitsRankByLowestId()
+    {
+        // Four equal logits; top-k 2 must keep ids 1 and 2 (the lowest of the tied best), in that order:
+        // with uniform draws below 1/2 the first kept id wins, above it the second.
+        float[] logits = [0f, 5f, 5f, 5f, 5f];
+        var options = new GenerationOptions { Temperature = 1f, TopK = 2 };
+        var sampler = new Sampler(options, 5);
+        Assert.That(sampler.Next((float[])logits.Clone(), new GptJx.Backends.TokenDraw(1f, 2, 1f, 0.25f)), Is.EqualTo(1));
+        Assert.That(sampler.Next((float[])logits.Clone(), new GptJx.Backends.TokenDraw(1f, 2, 1f, 0.75f)), Is.EqualTo(2));
+    }
+}
