@@ -103,27 +103,25 @@ public sealed class GptJxModel : IDisposable
     }
 
     /// <summary>
-    /// One forward call that ends by picking a token for each logit row with that row's sampler
-    /// and draw: on the backend when it can and every sampler allows it (only ids come back),
-    /// else on the host, with <paramref name="hostLogits"/> as scratch.
+    /// One forward call of <paramref name="transformer"/> (null: the model's own) that ends in one
+    /// token per logit row: picked by the backend, following <paramref name="draws"/>, when it can
+    /// and <paramref name="allowDevice"/> (returns true; only the ids crossed to the host), else
+    /// the logits are copied to <paramref name="hostLogits"/> for the caller to pick (returns false).
     /// </summary>
-    internal void ForwardAndPick(ReadOnlySpan<int> tokens, AttentionBatch batch, IKvCache cache, ReadOnlySpan<int> logitRows,
-        ReadOnlySpan<Sampler> samplers, ReadOnlySpan<TokenDraw> draws, Span<float> hostLogits, Span<int> picked)
+    internal bool ForwardAndPick(Transformer? transformer, ReadOnlySpan<int> tokens, AttentionBatch batch, IKvCache cache,
+        ReadOnlySpan<int> logitRows, ReadOnlySpan<TokenDraw> draws, bool allowDevice, Span<int> picked, Span<float> hostLogits)
     {
-        bool onDevice = true;
-        foreach (var s in samplers) onDevice &= s.CanPickOnDevice;
         lock (_forwardLock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            var logits = _transformer.Enqueue(tokens, batch, cache, logitRows);
-            if (onDevice && Backend is IDeviceTokenPicker picker)
+            var logits = (transformer ?? _transformer).Enqueue(tokens, batch, cache, logitRows);
+            if (allowDevice && Backend is IDeviceTokenPicker picker)
             {
                 picker.PickTokens(logits, draws, picked);
-                return;
+                return true;
             }
-            int v = Config.VocabularySize;
-            Backend.CopyToHost(logits, hostLogits[..(logitRows.Length * v)]);
-            for (int i = 0; i < logitRows.Length; i++) picked[i] = samplers[i].Next(hostLogits.Slice(i * v, v), draws[i]);
+            Backend.CopyToHost(logits, hostLogits[..(logitRows.Length * Config.VocabularySize)]);
+            return false;
         }
     }
 
@@ -133,7 +131,7 @@ public sealed class GptJxModel : IDisposable
     /// <summary>
     /// A forward pass with its own scratch for up to <paramref name="maxRows"/> rows per call
     /// (a serving engine's per-step token budget), over this model's weights. The caller owns it
-    /// and runs it through <see cref="Forward(Transformer, ReadOnlySpan{int}, AttentionBatch, IKvCache, ReadOnlySpan{int}, Span{float})"/>.
+    /// and runs it through <see cref="ForwardAndPick"/>.
     /// </summary>
     internal Transformer CreateTransformer(int maxRows, int maxLogitRows)
     {
@@ -141,16 +139,6 @@ public sealed class GptJxModel : IDisposable
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             return new Transformer(Config, Weights, Backend, maxRows, maxLogitRows);
-        }
-    }
-
-    /// <summary>One forward call of <paramref name="transformer"/> under the model's lock (the backend serves one caller at a time).</summary>
-    internal void Forward(Transformer transformer, ReadOnlySpan<int> tokens, AttentionBatch batch, IKvCache cache, ReadOnlySpan<int> logitRows, Span<float> logits)
-    {
-        lock (_forwardLock)
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            transformer.Forward(tokens, batch, cache, logitRows, logits);
         }
     }
 

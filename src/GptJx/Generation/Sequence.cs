@@ -17,7 +17,6 @@ public sealed class Sequence : IDisposable
     private readonly int[] _lastRow = new int[1];
     private readonly int[] _picked = new int[1];
     private readonly TokenDraw[] _draw = new TokenDraw[1];
-    private readonly Sampler[] _sampler = new Sampler[1];
     private int[]? _allRows;
     private float[]? _hostLogits;
 
@@ -55,11 +54,12 @@ public sealed class Sequence : IDisposable
         PrepareBatch(last.Length);
         _lastRow[0] = last.Length - 1;
         _draw[0] = sampler.Draw();
-        _sampler[0] = sampler;
-        _model.ForwardAndPick(last, _batch, _cache, _lastRow, _sampler, _draw, _hostLogits ??= new float[_model.VocabularySize], _picked);
+        var logits = _hostLogits ??= new float[_model.VocabularySize];
+        bool picked = _model.ForwardAndPick(null, last, _batch, _cache, _lastRow, _draw, sampler.CanPickOnDevice, _picked, logits);
         foreach (int t in last) _tokens.Add(t);
-        sampler.Accept(_picked[0]);
-        return _picked[0];
+        int token = picked ? _picked[0] : sampler.Next(logits, _draw[0]);
+        sampler.Accept(token);
+        return token;
     }
 
     private void Run(ReadOnlySpan<int> tokens, Span<float> logits, Wanted wanted)

@@ -35,6 +35,9 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
     private readonly Scheduler _scheduler;
     private readonly KvSlotPool _slots;
     private readonly float[] _logits;
+    private readonly TokenDraw[] _draws;
+    private readonly int[] _picked;
+    private bool _pickedOnDevice;
     private readonly int _slotPositions;
     private readonly LinkedList<EngineSequence> _queue = new();
     private readonly List<EngineSequence> _active = [];
@@ -60,6 +63,8 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
         _scheduler = new Scheduler(options.MaxBatchSize, options.PrefillChunk, config.AlibiScaling);
         _slots = new KvSlotPool(options.MaxBatchSize);
         _logits = new float[(long)options.MaxBatchSize * config.VocabularySize];
+        _draws = new TokenDraw[options.MaxBatchSize];
+        _picked = new int[options.MaxBatchSize];
         _cache = model.CreateKvCache(options.MaxBatchSize, _slotPositions);
         try
         {
@@ -244,8 +249,9 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
             clock.Restart();
             try
             {
-                _model.Forward(_transformer, _scheduler.Tokens, _scheduler.Batch, _cache, _scheduler.LogitRows,
-                    _logits.AsSpan(0, _scheduler.LogitCount * _model.VocabularySize));
+                bool allowDevice = DrawTokens();
+                _pickedOnDevice = _model.ForwardAndPick(_transformer, _scheduler.Tokens, _scheduler.Batch, _cache, _scheduler.LogitRows,
+                    _draws.AsSpan(0, _scheduler.LogitCount), allowDevice, _picked, _logits);
             }
             catch (Exception e)
             {
@@ -296,6 +302,24 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Draws the random number of every member that gets a token this step (one per token, so a
+    /// request's draws do not depend on its batch); says whether the backend may pick them all.
+    /// </summary>
+    private bool DrawTokens()
+    {
+        bool allowDevice = true;
+        for (int i = 0; i < _scheduler.MemberCount; i++)
+        {
+            int logitIndex = _scheduler.MemberLogitIndex(i);
+            if (logitIndex < 0) continue;
+            var s = _scheduler.Member(i);
+            _draws[logitIndex] = s.Sampler.Draw();
+            allowDevice &= s.Sampler.CanPickOnDevice && s.TopLogprobs is null;
+        }
+        return allowDevice;
+    }
+
     /// <summary>Member i of the finished step: its rows are now cached; sample if it has logits.</summary>
     private void Advance(int i)
     {
@@ -308,7 +332,7 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
         var logits = _logits.AsSpan(logitIndex * vocabulary, vocabulary);
         try
         {
-            Sample(s, logits);
+            Sample(s, logits, _draws[logitIndex], _pickedOnDevice ? _picked[logitIndex] : -1);
         }
         catch (Exception e)
         {
@@ -317,7 +341,8 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
     }
 
     /// <summary>The generation loop of <see cref="TextGenerator.Generate"/>, one token per call.</summary>
-    private void Sample(EngineSequence s, Span<float> logits)
+    /// <param name="picked">The token the backend picked, or -1 to pick from the host <paramref name="logits"/>.</param>
+    private void Sample(EngineSequence s, Span<float> logits, TokenDraw draw, int picked)
     {
         var config = _model.Config;
         if (s.TopLogprobs is not null)
@@ -325,7 +350,8 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
             s.RawLogits ??= new float[logits.Length];
             logits.CopyTo(s.RawLogits);
         }
-        int token = s.Sampler.Next(logits);
+        int token = picked >= 0 ? picked : s.Sampler.Next(logits, draw);
+        s.Sampler.Accept(token);
         var logprobs = s.TopLogprobs is { } top ? Logprobs.Compute(s.RawLogits, token, top) : null;
         s.CompletionTokens++;
         Interlocked.Increment(ref _generatedTokens);

@@ -265,3 +265,30 @@ public class InferenceEngineTests
         Assert.That(engine.ActiveSequences, Is.Zero);
     }
 }
+
+public class InferenceEngineOnARecordingBackendTests
+{
+    [Test]
+    public async Task BatchedStepsRecordedAndPickedOnTheBackendGiveTheSameTokensAsAlone()
+    {
+        var backend = new GptJx.Tests.Model.EmulatedGraphBackend();
+        using var model = GptJxModel.Load(TestModels.SmallModelDirectory, backend);
+        using var reference = TestModels.LoadSmall();
+        using var engine = new InferenceEngine(model, new EngineOptions { MaxBatchSize = 3, PrefillChunk = 4 });
+        var requests = new (string Prompt, GenerationOptions Options)[]
+        {
+            ("The quick brown fox", new GenerationOptions { MaxNewTokens = 14, StopAtEndOfText = false }),
+            ("Once upon a time", new GenerationOptions { MaxNewTokens = 14, Temperature = 1.1f, TopK = 30, TopP = 0.95f, Seed = 5, StopAtEndOfText = false }),
+            ("1, 2, 3,", new GenerationOptions { MaxNewTokens = 14, Temperature = 0.7f, Seed = 8, StopAtEndOfText = false }),
+        };
+        var streams = requests.Select(r => engine.Submit(GenerationRequest.FromText(r.Prompt, r.Options))).ToArray();
+        var results = await Task.WhenAll(streams.Select(s => s.ReadToEndAsync()));
+        for (int i = 0; i < requests.Length; i++)
+        {
+            var alone = TextGenerator.Generate(reference, reference.Encode(requests[i].Prompt), requests[i].Options).Select(t => t.Id);
+            Assert.That(results[i].Tokens.Select(t => t.Id), Is.EqualTo(alone), $"request {i}");
+        }
+        Assert.That(backend.Picks, Is.GreaterThan(0), "tokens were picked on the backend");
+        Assert.That(backend.Replays, Is.GreaterThan(0), "batched decode steps were replayed");
+    }
+}
