@@ -7,7 +7,7 @@ root.Options.Add(CommonOptions.Verbose);
 foreach (var command in new[]
 {
     GenerateCommand.Create(), LogitsCommand.Create(), EvalCommand.Create(),
-    TokenizeCommands.Tokenize(), TokenizeCommands.Detokenize(), InspectCommand.Create(), MakeTestModelCommand.Create(),
+    TokenizeCommands.Tokenize(), TokenizeCommands.Detokenize(), InspectCommand.Create(), MakeTestModelCommand.Create(), BenchCommand.Create(),
 })
     root.Subcommands.Add(command);
 

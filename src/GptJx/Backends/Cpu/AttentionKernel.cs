@@ -3,75 +3,96 @@ using System.Numerics.Tensors;
 namespace GptJx.Backends.Cpu;
 
 /// <summary>
-/// Causal ALiBi attention over the KV cache, in fp32. One work item is one
-/// (new token, head): scores over every cached position up to the token's own,
-/// a max-subtracted softmax, then the weighted sum of values.
+/// Causal ALiBi attention over the KV cache, in fp32. One work item is one (head, new token):
+/// scores over every cached position up to the token's own, a max-subtracted softmax, then the
+/// weighted sum of values. Items are ordered head-major and split into contiguous shares, so a
+/// worker walks one head's keys and values (320 bytes per position) for many queries while they
+/// are in its cache. Score buffers are per worker and reused.
 /// </summary>
-internal static unsafe class AttentionKernel
+internal sealed unsafe class AttentionJob : PoolJob
 {
-    public static void Run(CpuTensor qkv, CpuKvCache cache, int layer, AttentionBatch batch, float[] slopes, float scoreScale, CpuTensor output)
+    private float[][] _scores;
+    private CpuTensor? _qkv, _output;
+    private CpuKvCache? _cache;
+    private AttentionBatch? _batch;
+    private float[]? _slopes;
+    private int _layer;
+    private float _scoreScale;
+
+    public AttentionJob(int workers)
     {
-        int width = cache.Width, heads = cache.Heads, headDim = cache.HeadDim;
+        _scores = new float[workers][];
+        for (int i = 0; i < workers; i++) _scores[i] = new float[256];
+    }
+
+    public void Run(WorkerPool pool, CpuTensor qkv, CpuKvCache cache, int layer, AttentionBatch batch, float[] slopes, float scoreScale, CpuTensor output)
+    {
+        int width = cache.Width;
         float[] rows = qkv.Data;
 
         // 1. Append the new keys and values to each sequence's cache slot.
+        int maxKeys = 0;
         foreach (var s in batch.Active)
         {
             if (s.StartPosition + s.Length > cache.MaxPositions)
                 throw new InvalidOperationException($"positions {s.StartPosition}..{s.StartPosition + s.Length - 1} exceed the cache's {cache.MaxPositions}");
+            if ((uint)s.Slot >= (uint)cache.Slots)
+                throw new InvalidOperationException($"slot {s.Slot} is outside the cache's {cache.Slots} slots");
             for (int i = 0; i < s.Length; i++)
             {
                 var row = new ReadOnlySpan<float>(rows, (s.FirstRow + i) * 3 * width, 3 * width);
                 row.Slice(width, width).CopyTo(new Span<float>(cache.Key(layer, s.Slot, s.StartPosition + i), width));
                 row.Slice(2 * width, width).CopyTo(new Span<float>(cache.Value(layer, s.Slot, s.StartPosition + i), width));
             }
+            maxKeys = Math.Max(maxKeys, s.StartPosition + s.Length);
         }
+        for (int i = 0; i < _scores.Length; i++)
+            if (_scores[i].Length < maxKeys) _scores[i] = new float[Math.Max(maxKeys, 2 * _scores[i].Length)];
 
-        // 2. Each (row, head) attends over positions 0..its own.
-        var sequences = batch.Sequences;
-        int count = batch.Count;
-        int maxKeys = 0;
-        for (int i = 0; i < count; i++) maxKeys = Math.Max(maxKeys, sequences[i].StartPosition + sequences[i].Length);
-        int items = batch.TotalRows * heads;
-        float[] outData = output.Data;
-        Parallel.For(0, items, () => new float[maxKeys], (item, _, scores) =>
-        {
-            int row = item / heads, h = item % heads;
-            var s = FindSequence(sequences, count, row);
-            int position = s.StartPosition + (row - s.FirstRow);
-            float slope = slopes[h] * s.AlibiScale;
-            var q = new ReadOnlySpan<float>(rows, row * 3 * width + h * headDim, headDim);
-            int keys = position + 1;
-            float max = float.NegativeInfinity;
-            for (int j = 0; j < keys; j++)
-            {
-                var k = new ReadOnlySpan<float>(cache.Key(layer, s.Slot, j) + h * headDim, headDim);
-                float score = TensorPrimitives.Dot(q, k) * scoreScale - slope * (position - j);
-                scores[j] = score;
-                if (score > max) max = score;
-            }
-            float sum = 0;
-            for (int j = 0; j < keys; j++)
-            {
-                float e = MathF.Exp(scores[j] - max);
-                scores[j] = e;
-                sum += e;
-            }
-            var o = new Span<float>(outData, row * width + h * headDim, headDim);
-            o.Clear();
-            float inv = 1f / sum;
-            for (int j = 0; j < keys; j++)
-            {
-                var v = new ReadOnlySpan<float>(cache.Value(layer, s.Slot, j) + h * headDim, headDim);
-                TensorPrimitives.MultiplyAdd(v, scores[j] * inv, o, o);
-            }
-            return scores;
-        }, _ => { });
+        // 2. Each (head, row) attends over positions 0..its own.
+        (_qkv, _cache, _layer, _batch, _slopes, _scoreScale, _output) = (qkv, cache, layer, batch, slopes, scoreScale, output);
+        try { pool.Run(this); }
+        finally { (_qkv, _cache, _batch, _slopes, _output) = (null, null, null, null, null); }
     }
 
-    private static SequenceSpan FindSequence(SequenceSpan[] sequences, int count, int row)
+    public override void Execute(int worker, int workers)
     {
-        for (int i = 0; i < count; i++)
+        var cache = _cache!;
+        var batch = _batch!;
+        int width = cache.Width, headDim = cache.HeadDim, rowsTotal = batch.TotalRows;
+        int items = rowsTotal * cache.Heads;
+        var (start, end) = Share(items, worker, workers);
+        float[] rows = _qkv!.Data, outData = _output!.Data;
+        float[] scores = _scores[worker];
+        for (int item = start; item < end; item++)
+        {
+            int h = item / rowsTotal, row = item % rowsTotal;
+            var s = FindSequence(batch, row);
+            int position = s.StartPosition + (row - s.FirstRow);
+            float slope = _slopes![h] * s.AlibiScale;
+            var q = new ReadOnlySpan<float>(rows, row * 3 * width + h * headDim, headDim);
+            int keys = position + 1;
+            var sc = scores.AsSpan(0, keys);
+            float* k = cache.Key(_layer, s.Slot, 0) + h * headDim;
+            for (int j = 0; j < keys; j++, k += width)
+                sc[j] = TensorPrimitives.Dot(q, new ReadOnlySpan<float>(k, headDim)) * _scoreScale - slope * (position - j);
+            float max = TensorPrimitives.Max(sc);
+            TensorPrimitives.Subtract(sc, max, sc);
+            TensorPrimitives.Exp(sc, sc);
+            float inv = 1f / TensorPrimitives.Sum(sc);
+            var o = new Span<float>(outData, row * width + h * headDim, headDim);
+            o.Clear();
+            float* v = cache.Value(_layer, s.Slot, 0) + h * headDim;
+            for (int j = 0; j < keys; j++, v += width)
+                TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(v, headDim), sc[j], o, o);
+            TensorPrimitives.Multiply(o, inv, o);
+        }
+    }
+
+    private static SequenceSpan FindSequence(AttentionBatch batch, int row)
+    {
+        var sequences = batch.Sequences;
+        for (int i = 0; i < batch.Count; i++)
             if (row < sequences[i].FirstRow + sequences[i].Length) return sequences[i];
         throw new InvalidOperationException($"row {row} belongs to no sequence of the batch");
     }
