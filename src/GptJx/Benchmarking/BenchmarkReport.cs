@@ -33,7 +33,9 @@ public sealed record MachineReport(string Device, IReadOnlyDictionary<string, st
 
 public sealed record ModelReport(string Location, string? Preset, long Parameters, string WeightType, long WeightBytes, long BytesReadPerToken, string Backend);
 
-public sealed record LoadReport(Stat Seconds, double GBs, long FileBytes);
+/// <param name="GBs">Checkpoint bytes over the median load time.</param>
+/// <param name="FileReadGBs">Reading the same files sequentially into a buffer (page cache warm or cold as the machine has it): the rate that bounds loading.</param>
+public sealed record LoadReport(Stat Seconds, double GBs, long FileBytes, double FileReadGBs);
 
 /// <param name="Gflop">Arithmetic of one prefill (matrix products for every token, logits for the last, attention).</param>
 public sealed record PrefillReport(int PromptTokens, Stat TokensPerSecond, Stat TimeToFirstTokenSeconds, double Gflop, double GflopsAchieved, double PercentOfFmaPeak, double PercentOfGemmRate);
@@ -83,7 +85,7 @@ public sealed record BenchmarkReport(
             s.AppendLine(ci, $"ceilings  memory bandwidth: triad {bw.TriadGBs:F1} GB/s, copy {bw.CopyGBs:F1}, read {bw.ReadGBs:F1} ({bw.Threads} threads, {bw.BufferBytes >> 20} MiB arrays)");
         if (Compute is { } c)
             s.AppendLine(ci, $"          {c.ComputeType} FMA peak {c.PeakGflops:F0} GFLOP/s; GEMM {c.GemmShape}: {c.GemmGflops:F0} GFLOP/s");
-        s.AppendLine(ci, $"load      {Load.Seconds.Median:F2} s (spread {Load.Seconds.SpreadPercent:F0}%), {Load.GBs:F2} GB/s");
+        s.AppendLine(ci, $"load      {Load.Seconds.Median:F2} s (spread {Load.Seconds.SpreadPercent:F0}%), {Load.GBs:F2} GB/s; reading the files alone {Load.FileReadGBs:F2} GB/s");
         s.AppendLine();
         s.AppendLine("prefill   tokens   tok/s (median, spread)   TTFT s    GFLOP/s   % FMA peak   % GEMM rate");
         foreach (var p in Prefill)

@@ -11,13 +11,14 @@ public sealed class Sequence : IDisposable
     private readonly GptJxModel _model;
     private readonly IKvCache _cache;
     private readonly AttentionBatch _batch = new(1);
-    private readonly List<int> _tokens = [];
+    private readonly List<int> _tokens;
     private readonly int[] _lastRow = new int[1];
 
     internal Sequence(GptJxModel model, IKvCache cache)
     {
         _model = model;
         _cache = cache;
+        _tokens = new List<int>(cache.MaxPositions);   // room for every position: appending never reallocates
     }
 
     /// <summary>Tokens in the cache.</summary>

@@ -6,8 +6,7 @@ namespace GptJx.Backends.Cpu;
 /// Causal ALiBi attention over the KV cache, in fp32. One work item is one (head, new token):
 /// scores over every cached position up to the token's own, a max-subtracted softmax, then the
 /// weighted sum of values. Items are ordered head-major and split into contiguous shares, so a
-/// worker walks one head's keys and values (320 bytes per position) for many queries while they
-/// are in its cache. Score buffers are per worker and reused.
+/// worker streams one head's contiguous keys and values for many queries while they are in its cache. Score buffers are per worker and reused.
 /// </summary>
 internal sealed unsafe class AttentionJob : PoolJob
 {
@@ -38,11 +37,15 @@ internal sealed unsafe class AttentionJob : PoolJob
                 throw new InvalidOperationException($"positions {s.StartPosition}..{s.StartPosition + s.Length - 1} exceed the cache's {cache.MaxPositions}");
             if ((uint)s.Slot >= (uint)cache.Slots)
                 throw new InvalidOperationException($"slot {s.Slot} is outside the cache's {cache.Slots} slots");
+            int headDim = cache.HeadDim;
             for (int i = 0; i < s.Length; i++)
             {
                 var row = new ReadOnlySpan<float>(rows, (s.FirstRow + i) * 3 * width, 3 * width);
-                row.Slice(width, width).CopyTo(new Span<float>(cache.Key(layer, s.Slot, s.StartPosition + i), width));
-                row.Slice(2 * width, width).CopyTo(new Span<float>(cache.Value(layer, s.Slot, s.StartPosition + i), width));
+                for (int h = 0; h < cache.Heads; h++)
+                {
+                    row.Slice(width + h * headDim, headDim).CopyTo(new Span<float>(cache.Key(layer, s.Slot, h, s.StartPosition + i), headDim));
+                    row.Slice(2 * width + h * headDim, headDim).CopyTo(new Span<float>(cache.Value(layer, s.Slot, h, s.StartPosition + i), headDim));
+                }
             }
             maxKeys = Math.Max(maxKeys, s.StartPosition + s.Length);
         }
@@ -73,8 +76,8 @@ internal sealed unsafe class AttentionJob : PoolJob
             var q = new ReadOnlySpan<float>(rows, row * 3 * width + h * headDim, headDim);
             int keys = position + 1;
             var sc = scores.AsSpan(0, keys);
-            float* k = cache.Key(_layer, s.Slot, 0) + h * headDim;
-            for (int j = 0; j < keys; j++, k += width)
+            float* k = cache.Key(_layer, s.Slot, h, 0);
+            for (int j = 0; j < keys; j++, k += headDim)
                 sc[j] = TensorPrimitives.Dot(q, new ReadOnlySpan<float>(k, headDim)) * _scoreScale - slope * (position - j);
             float max = TensorPrimitives.Max(sc);
             TensorPrimitives.Subtract(sc, max, sc);
@@ -82,8 +85,8 @@ internal sealed unsafe class AttentionJob : PoolJob
             float inv = 1f / TensorPrimitives.Sum(sc);
             var o = new Span<float>(outData, row * width + h * headDim, headDim);
             o.Clear();
-            float* v = cache.Value(_layer, s.Slot, 0) + h * headDim;
-            for (int j = 0; j < keys; j++, v += width)
+            float* v = cache.Value(_layer, s.Slot, h, 0);
+            for (int j = 0; j < keys; j++, v += headDim)
                 TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(v, headDim), sc[j], o, o);
             TensorPrimitives.Multiply(o, inv, o);
         }

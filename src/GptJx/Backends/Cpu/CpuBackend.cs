@@ -23,15 +23,18 @@ public sealed unsafe class CpuBackend : IBackend
     private float _epsilon;
 
     /// <param name="weightType">Type weights are kept in; null keeps each tensor's checkpoint type.</param>
-    /// <param name="threads">Worker threads (default: one per processor).</param>
+    /// <param name="threads">Worker threads (default: GPTJX_CPU_THREADS if set, else one per processor).</param>
     public CpuBackend(DType? weightType = null, int? threads = null)
     {
         RequestedWeightType = weightType;
-        _pool = new WorkerPool(threads ?? Environment.ProcessorCount);
+        _pool = new WorkerPool(threads ?? DefaultThreads());
         _attention = new AttentionJob(_pool.Workers);
         _layerNorm = new RowsJob(LayerNormRows);
         _swiGlu = new RowsJob(SwiGluRows);
     }
+
+    private static int DefaultThreads() =>
+        int.TryParse(Environment.GetEnvironmentVariable("GPTJX_CPU_THREADS"), out int n) && n > 0 ? n : Environment.ProcessorCount;
 
     public string Name => $"cpu ({_pool.Workers} threads, {Level})";
     public DType ComputeType => DType.F32;
@@ -130,7 +133,7 @@ public sealed unsafe class CpuBackend : IBackend
         if (x.Rows == 0) return;
         fixed (float* xp = x.Data, yp = y.Data)
         {
-            _linear.Set(xp, x.Rows, x.Columns, w, yp, y.Columns, accumulate);
+            _linear.Set(xp, x.Rows, x.Columns, w, yp, y.Columns, accumulate, _pool.Workers);
             _pool.Run(_linear);
         }
     }

@@ -26,6 +26,7 @@ public enum KernelLevel
 internal static unsafe class Gemm
 {
     public const int Width = PackedMatrix.PanelWidth;
+    internal static readonly nint PrefetchDistance = int.TryParse(Environment.GetEnvironmentVariable("GPTJX_PREFETCH"), out int d) ? d : 1024;
 
     public static KernelLevel Best { get; } =
         Vector512.IsHardwareAccelerated && Avx512F.IsSupported && Avx512BW.IsSupported ? KernelLevel.Vector512
@@ -195,8 +196,11 @@ internal static unsafe class Gemm
     {
         Vector512<float> a0 = default, b0 = default, a1 = default, b1 = default;
         int i = 0;
+        nint ahead = PrefetchDistance;
         for (; i + 2 <= k; i += 2)
         {
+            Sse.Prefetch0(w + ahead);
+            if (TF.StepBytes == 128) Sse.Prefetch0(w + ahead + 64);
             TF.Load(w, out var wa, out var wb);
             var s = Vector512.Create(x[i]);
             a0 = Avx512F.FusedMultiplyAdd(wa, s, a0);
@@ -369,25 +373,38 @@ internal static unsafe class Gemm
     }
 }
 
-/// <summary>The linear layer on the pool: panels split across workers.</summary>
+/// <summary>
+/// The linear layer on the pool. Workers take chunks of consecutive panels from a shared
+/// counter rather than fixed halves: on a machine whose cores are shared with other work,
+/// a fixed split waits for the slowest core, while chunks let the faster one take more.
+/// </summary>
 internal sealed unsafe class LinearJob : PoolJob
 {
     public KernelLevel Level = Gemm.Best;
     private float* _x, _y;
-    private int _rows, _ldx, _ldy;
+    private int _rows, _ldx, _ldy, _chunk, _chunks, _next;
     private PackedMatrix? _w;
     private bool _accumulate;
 
-    public void Set(float* x, int rows, int ldx, PackedMatrix w, float* y, int ldy, bool accumulate)
+    public void Set(float* x, int rows, int ldx, PackedMatrix w, float* y, int ldy, bool accumulate, int workers = 2)
     {
         _x = x; _rows = rows; _ldx = ldx; _w = w; _y = y; _ldy = ldy; _accumulate = accumulate;
+        // About 8 chunks per worker, at least 2 panels each so that each chunk is one longer stream.
+        _chunk = Math.Max(2, w.Panels / (8 * Math.Max(1, workers)));
+        _chunks = (w.Panels + _chunk - 1) / _chunk;
     }
+
+    public override void BeforeRun() => _next = 0;
 
     public override void Execute(int worker, int workers)
     {
         var w = _w!;
-        var (start, end) = Share(w.Panels, worker, workers);
-        for (int p = start; p < end; p++)
-            Gemm.Panel(Level, _x, _ldx, _rows, w, p, _y, _ldy, _accumulate);
+        int c;
+        while ((c = Interlocked.Increment(ref _next) - 1) < _chunks)
+        {
+            int end = Math.Min(w.Panels, (c + 1) * _chunk);
+            for (int p = c * _chunk; p < end; p++)
+                Gemm.Panel(Level, _x, _ldx, _rows, w, p, _y, _ldy, _accumulate);
+        }
     }
 }

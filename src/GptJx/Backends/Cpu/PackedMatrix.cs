@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using GptJx.Checkpoints;
 using GptJx.Tensors;
 
@@ -146,7 +147,7 @@ internal sealed unsafe class PackedMatrix : ILinear, IEmbedding
         public override void Execute(int worker, int workers)
         {
             var (start, end) = Share(m.Panels, worker, workers);
-            const int Group = 8;
+            const int Group = 16;
             for (int p0 = start; p0 < end; p0 += Group)
             {
                 int p1 = Math.Min(end, p0 + Group);
@@ -155,37 +156,44 @@ internal sealed unsafe class PackedMatrix : ILinear, IEmbedding
             }
         }
 
-        /// <summary>Source [K, n]: the 32 outputs of a panel at input k are contiguous in row k.</summary>
+        /// <summary>
+        /// Source [K, n]: the 32 outputs of a panel at input k are contiguous in row k, so a
+        /// group of panels is filled row by row, reading each source row's span sequentially.
+        /// </summary>
         private void PackInOut(int p0, int p1)
         {
-            int es = m.ElementSize, k = m.Inputs;
+            int es = m.ElementSize, k = m.Inputs, chunk = PanelWidth * es;
+            // Fast path: every panel of the group whole inside one part of the same type.
+            int o0 = p0 * PanelWidth, o1 = p1 * PanelWidth;
+            int part = PartOf(o0);
+            var src = parts[part];
+            if (src.Type == m.Type && o1 <= src.FirstOutput + src.Outputs)
+            {
+                long rowBytes = (long)src.Outputs * es;
+                byte* s = src.Pointer + (long)(o0 - src.FirstOutput) * es;
+                for (int i = 0; i < k; i++)
+                {
+                    byte* row = s + i * rowBytes;
+                    for (int p = p0; p < p1; p++)
+                    {
+                        byte* from = row + (long)(p - p0) * chunk;
+                        byte* to = m.Panel(p) + (long)i * chunk;
+                        for (int b = 0; b < chunk; b += 64)
+                            Vector512.Store(Vector512.Load(from + b), to + b);
+                    }
+                }
+                return;
+            }
             for (int p = p0; p < p1; p++)
             {
-                int o0 = p * PanelWidth;
-                int count = Math.Min(PanelWidth, m.Outputs - o0);
-                int part = PartOf(o0);
-                var src = parts[part];
-                if (src.Type == m.Type && o0 + count <= src.FirstOutput + src.Outputs && count == PanelWidth)
+                for (int j = 0; j < PanelWidth; j++)
                 {
-                    // Whole panel in one part with the same type: one 32-element copy per input row.
-                    byte* s = src.Pointer + (long)(o0 - src.FirstOutput) * es;
-                    byte* d = m.Panel(p);
-                    long rowBytes = (long)src.Outputs * es;
-                    int chunk = PanelWidth * es;
+                    int o = p * PanelWidth + j;
+                    if (o >= m.Outputs) { ZeroColumn(p, j); continue; }
+                    var ps = parts[PartOf(o)];
+                    int col = o - ps.FirstOutput, sSize = ps.Type.Size();
                     for (int i = 0; i < k; i++)
-                        Buffer.MemoryCopy(s + i * rowBytes, d + (long)i * chunk, chunk, chunk);
-                }
-                else
-                {
-                    for (int j = 0; j < PanelWidth; j++)
-                    {
-                        int o = o0 + j;
-                        if (o >= m.Outputs) { ZeroColumn(p, j); continue; }
-                        var ps = parts[PartOf(o)];
-                        int col = o - ps.FirstOutput, sSize = ps.Type.Size();
-                        for (int i = 0; i < k; i++)
-                            Store(p, i, j, Load(ps.Pointer + ((long)i * ps.Outputs + col) * sSize, ps.Type));
-                    }
+                        Store(p, i, j, Load(ps.Pointer + ((long)i * ps.Outputs + col) * sSize, ps.Type));
                 }
             }
         }

@@ -11,6 +11,9 @@ internal abstract class PoolJob
     /// <summary>Runs worker <paramref name="worker"/>'s share (0 is the calling thread) of <paramref name="workers"/>.</summary>
     public abstract void Execute(int worker, int workers);
 
+    /// <summary>Called on the calling thread before the workers start (resets shared counters).</summary>
+    public virtual void BeforeRun() { }
+
     /// <summary>The contiguous share [start, end) of <paramref name="count"/> items for one worker, in multiples of <paramref name="grain"/>.</summary>
     public static (int Start, int End) Share(int count, int worker, int workers, int grain = 1)
     {
@@ -57,6 +60,7 @@ internal sealed class WorkerPool : IDisposable
     /// <summary>Runs <paramref name="job"/> on every worker and returns when all are done.</summary>
     public void Run(PoolJob job)
     {
+        job.BeforeRun();
         if (Workers == 1)
         {
             job.Execute(0, 1);
