@@ -13,12 +13,14 @@ internal static unsafe class QuickTiming
     private sealed class ReadJob(PackedMatrix[] ms) : PoolJob
     {
         public float Sink;
-        public override void Execute(int worker, int workers)
+        private int _parts;
+        public override int BeginRun(int workers) => _parts = workers;
+        public override void RunChunk(int part, int worker)
         {
             float sum = 0;
             foreach (var m in ms)
             {
-                var (s, e) = Share(m.Panels, worker, workers);
+                var (s, e) = Share(m.Panels, part, _parts);
                 float* p = (float*)m.Panel(s);
                 long count = (e - s) * m.PanelBytes / 4;
                 var acc = System.Runtime.Intrinsics.Vector512<float>.Zero;

@@ -118,10 +118,15 @@ public sealed unsafe class CpuRooflineProbe : IRooflineProbe
         public StreamKind Kind;
         public readonly double[] Sums = new double[64];
 
-        public override void Execute(int worker, int workers)
+        private int _parts;
+
+        public override int BeginRun(int workers) => _parts = workers;
+
+        public override void RunChunk(int part, int worker)
         {
-            long start = n * worker / workers / 64 * 64, end = n * (worker + 1) / workers / 64 * 64;
-            if (worker == workers - 1) end = n;
+            int workers = _parts;
+            long start = n * part / workers / 64 * 64, end = n * (part + 1) / workers / 64 * 64;
+            if (part == workers - 1) end = n;
             switch (Kind)
             {
                 case StreamKind.Fill:
@@ -136,7 +141,7 @@ public sealed unsafe class CpuRooflineProbe : IRooflineProbe
                         new ReadOnlySpan<float>(b + start, (int)(end - start)), new Span<float>(a + start, (int)(end - start)));
                     break;
                 case StreamKind.Read:
-                    Sums[worker] = ReadAll(b + start, end - start);
+                    Sums[part] = ReadAll(b + start, end - start);
                     break;
             }
         }
@@ -168,11 +173,13 @@ public sealed unsafe class CpuRooflineProbe : IRooflineProbe
 
         public double FlopsPerWorker => (double)Iterations * 12 * 2 * (Vector512.IsHardwareAccelerated ? 16 : Vector256.IsHardwareAccelerated ? 8 : 1);
 
-        public override void Execute(int worker, int workers)
+        public override int BeginRun(int workers) => workers;
+
+        public override void RunChunk(int chunk, int worker)
         {
-            if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported) Sink[worker] = Run512();
-            else if (Fma.IsSupported) Sink[worker] = Run256();
-            else Sink[worker] = RunScalar();
+            if (Vector512.IsHardwareAccelerated && Avx512F.IsSupported) Sink[chunk] = Run512();
+            else if (Fma.IsSupported) Sink[chunk] = Run256();
+            else Sink[chunk] = RunScalar();
         }
 
         private float Run512()

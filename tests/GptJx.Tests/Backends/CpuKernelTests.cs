@@ -53,7 +53,7 @@ public unsafe class CpuKernelTests
         var job = new LinearJob { Level = level };
         fixed (float* xp = x, yp = y)
         {
-            job.Set(xp, rows, m.Inputs, m, yp, m.Outputs, accumulate, _pool.Workers);
+            job.Set(xp, rows, m.Inputs, m, yp, m.Outputs, accumulate);
             _pool.Run(job);
         }
     }
@@ -172,15 +172,15 @@ public unsafe class CpuKernelTests
     }
 
     [Test]
-    public void PoolRunsEveryWorkerAndRethrows()
+    public void PoolRunsEveryChunkOnceAndRethrows()
     {
         var job = new CountingJob();
         for (int i = 0; i < 100; i++) _pool.Run(job);
-        Assert.That(job.Calls, Is.EqualTo(100 * _pool.Workers));
+        Assert.That(job.Calls, Is.EqualTo(100 * 2 * _pool.Workers));
         var failing = new FailingJob();
-        Assert.That(() => _pool.Run(failing), Throws.InvalidOperationException.With.Message.EqualTo("worker 1"));
+        Assert.That(() => _pool.Run(failing), Throws.InvalidOperationException.With.Message.EqualTo("chunk 3"));
         _pool.Run(job);                                          // still usable
-        Assert.That(job.Calls, Is.EqualTo(101 * _pool.Workers));
+        Assert.That(job.Calls, Is.EqualTo(101 * 2 * _pool.Workers));
     }
 
     [Test]
@@ -198,14 +198,17 @@ public unsafe class CpuKernelTests
     private sealed class CountingJob : PoolJob
     {
         public int Calls;
-        public override void Execute(int worker, int workers) => Interlocked.Increment(ref Calls);
+        public override int BeginRun(int workers) => 2 * workers;
+        public override void RunChunk(int chunk, int worker) => Interlocked.Increment(ref Calls);
     }
 
     private sealed class FailingJob : PoolJob
     {
-        public override void Execute(int worker, int workers)
+        public override int BeginRun(int workers) => 5;
+
+        public override void RunChunk(int chunk, int worker)
         {
-            if (worker == 1) throw new InvalidOperationException("worker 1");
+            if (chunk == 3) throw new InvalidOperationException("chunk 3");
         }
     }
 }

@@ -5,7 +5,7 @@ namespace GptJx.Backends.Cpu;
 /// <summary>
 /// Causal ALiBi attention over the KV cache, in fp32. One work item is one (head, new token):
 /// scores over every cached position up to the token's own, a max-subtracted softmax, then the
-/// weighted sum of values. Items are ordered head-major and split into contiguous shares, so a
+/// weighted sum of values. Items are ordered head-major and split into contiguous chunks, so a
 /// worker streams one head's contiguous keys and values for many queries while they are in its cache. Score buffers are per worker and reused.
 /// </summary>
 internal sealed unsafe class AttentionJob : PoolJob
@@ -58,13 +58,17 @@ internal sealed unsafe class AttentionJob : PoolJob
         finally { (_qkv, _cache, _batch, _slopes, _output) = (null, null, null, null, null); }
     }
 
-    public override void Execute(int worker, int workers)
+    private int _chunks;
+
+    public override int BeginRun(int workers) => _chunks = Math.Min(_batch!.TotalRows * _cache!.Heads, 16 * workers);
+
+    public override void RunChunk(int chunk, int worker)
     {
         var cache = _cache!;
         var batch = _batch!;
         int width = cache.Width, headDim = cache.HeadDim, rowsTotal = batch.TotalRows;
         int items = rowsTotal * cache.Heads;
-        var (start, end) = Share(items, worker, workers);
+        var (start, end) = Share(items, chunk, _chunks);
         float[] rows = _qkv!.Data, outData = _output!.Data;
         float[] scores = _scores[worker];
         for (int item = start; item < end; item++)

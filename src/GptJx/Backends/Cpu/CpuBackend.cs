@@ -133,7 +133,7 @@ public sealed unsafe class CpuBackend : IBackend
         if (x.Rows == 0) return;
         fixed (float* xp = x.Data, yp = y.Data)
         {
-            _linear.Set(xp, x.Rows, x.Columns, w, yp, y.Columns, accumulate, _pool.Workers);
+            _linear.Set(xp, x.Rows, x.Columns, w, yp, y.Columns, accumulate);
             _pool.Run(_linear);
         }
     }
@@ -190,7 +190,7 @@ public sealed unsafe class CpuBackend : IBackend
     /// <summary>A per-row operation split across the workers (on the caller alone for a single row).</summary>
     private sealed class RowsJob(Action<int, int> body) : PoolJob
     {
-        private int _rows;
+        private int _rows, _chunks;
 
         public void Run(WorkerPool pool, int rows)
         {
@@ -199,9 +199,11 @@ public sealed unsafe class CpuBackend : IBackend
             else pool.Run(this);
         }
 
-        public override void Execute(int worker, int workers)
+        public override int BeginRun(int workers) => _chunks = Math.Min(_rows, 4 * workers);
+
+        public override void RunChunk(int chunk, int worker)
         {
-            var (start, end) = Share(_rows, worker, workers);
+            var (start, end) = Share(_rows, chunk, _chunks);
             if (start < end) body(start, end);
         }
     }

@@ -374,37 +374,30 @@ internal static unsafe class Gemm
 }
 
 /// <summary>
-/// The linear layer on the pool. Workers take chunks of consecutive panels from a shared
-/// counter rather than fixed halves: on a machine whose cores are shared with other work,
-/// a fixed split waits for the slowest core, while chunks let the faster one take more.
+/// The linear layer on the pool: chunks of two consecutive panels (each one contiguous stream
+/// of weights), claimed by whichever worker is free.
 /// </summary>
 internal sealed unsafe class LinearJob : PoolJob
 {
+    private const int PanelsPerChunk = 2;
     public KernelLevel Level = Gemm.Best;
     private float* _x, _y;
-    private int _rows, _ldx, _ldy, _chunk, _chunks, _next;
+    private int _rows, _ldx, _ldy;
     private PackedMatrix? _w;
     private bool _accumulate;
 
-    public void Set(float* x, int rows, int ldx, PackedMatrix w, float* y, int ldy, bool accumulate, int workers = 2)
+    public void Set(float* x, int rows, int ldx, PackedMatrix w, float* y, int ldy, bool accumulate)
     {
         _x = x; _rows = rows; _ldx = ldx; _w = w; _y = y; _ldy = ldy; _accumulate = accumulate;
-        // About 8 chunks per worker, at least 2 panels each so that each chunk is one longer stream.
-        _chunk = Math.Max(2, w.Panels / (8 * Math.Max(1, workers)));
-        _chunks = (w.Panels + _chunk - 1) / _chunk;
     }
 
-    public override void BeforeRun() => _next = 0;
+    public override int BeginRun(int workers) => (_w!.Panels + PanelsPerChunk - 1) / PanelsPerChunk;
 
-    public override void Execute(int worker, int workers)
+    public override void RunChunk(int chunk, int worker)
     {
         var w = _w!;
-        int c;
-        while ((c = Interlocked.Increment(ref _next) - 1) < _chunks)
-        {
-            int end = Math.Min(w.Panels, (c + 1) * _chunk);
-            for (int p = c * _chunk; p < end; p++)
-                Gemm.Panel(Level, _x, _ldx, _rows, w, p, _y, _ldy, _accumulate);
-        }
+        int end = Math.Min(w.Panels, (chunk + 1) * PanelsPerChunk);
+        for (int p = chunk * PanelsPerChunk; p < end; p++)
+            Gemm.Panel(Level, _x, _ldx, _rows, w, p, _y, _ldy, _accumulate);
     }
 }

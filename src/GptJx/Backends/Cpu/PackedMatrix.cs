@@ -144,16 +144,15 @@ internal sealed unsafe class PackedMatrix : ILinear, IEmbedding
 
     private sealed class PackJob(PackedMatrix m, PartSource[] parts, WeightLayout layout) : PoolJob
     {
-        public override void Execute(int worker, int workers)
+        private const int Group = 16;
+
+        public override int BeginRun(int workers) => (m.Panels + Group - 1) / Group;
+
+        public override void RunChunk(int chunk, int worker)
         {
-            var (start, end) = Share(m.Panels, worker, workers);
-            const int Group = 16;
-            for (int p0 = start; p0 < end; p0 += Group)
-            {
-                int p1 = Math.Min(end, p0 + Group);
-                if (layout == WeightLayout.InOut) PackInOut(p0, p1);
-                else for (int p = p0; p < p1; p++) PackOutIn(p);
-            }
+            int p0 = chunk * Group, p1 = Math.Min(m.Panels, p0 + Group);
+            if (layout == WeightLayout.InOut) PackInOut(p0, p1);
+            else for (int p = p0; p < p1; p++) PackOutIn(p);
         }
 
         /// <summary>

@@ -3,32 +3,37 @@ using System.Runtime.ExceptionServices;
 namespace GptJx.Backends.Cpu;
 
 /// <summary>
-/// Work that a <see cref="WorkerPool"/> runs on every worker at once. A job object is
-/// created once and reused (its fields set before each run), so running one allocates nothing.
+/// Work that a <see cref="WorkerPool"/> splits into chunks that the workers claim one at a
+/// time. A job object is created once and reused (its fields set before each run), so
+/// running one allocates nothing.
 /// </summary>
 internal abstract class PoolJob
 {
-    /// <summary>Runs worker <paramref name="worker"/>'s share (0 is the calling thread) of <paramref name="workers"/>.</summary>
-    public abstract void Execute(int worker, int workers);
+    /// <summary>Called on the calling thread before a run; returns the number of chunks.</summary>
+    public abstract int BeginRun(int workers);
 
-    /// <summary>Called on the calling thread before the workers start (resets shared counters).</summary>
-    public virtual void BeforeRun() { }
+    /// <summary>Runs chunk <paramref name="chunk"/> on worker <paramref name="worker"/> (0 is the calling thread).</summary>
+    public abstract void RunChunk(int chunk, int worker);
 
-    /// <summary>The contiguous share [start, end) of <paramref name="count"/> items for one worker, in multiples of <paramref name="grain"/>.</summary>
-    public static (int Start, int End) Share(int count, int worker, int workers, int grain = 1)
+    /// <summary>The contiguous share [start, end) of <paramref name="count"/> items for part <paramref name="part"/> of <paramref name="parts"/>, in multiples of <paramref name="grain"/>.</summary>
+    public static (int Start, int End) Share(int count, int part, int parts, int grain = 1)
     {
         int blocks = (count + grain - 1) / grain;
-        int start = (int)((long)blocks * worker / workers) * grain;
-        int end = (int)((long)blocks * (worker + 1) / workers) * grain;
+        int start = (int)((long)blocks * part / parts) * grain;
+        int end = (int)((long)blocks * (part + 1) / parts) * grain;
         return (Math.Min(start, count), Math.Min(end, count));
     }
 }
 
 /// <summary>
 /// One persistent set of worker threads for the whole backend. The caller's thread is
-/// worker 0 and does its share; the others spin briefly for the next job, then sleep.
-/// A run costs a few microseconds, against tens for a Parallel.For, which matters at
-/// the ~200 operations of one decode step.
+/// worker 0; a run hands out chunks from a shared counter (tagged with the run's number, so a
+/// worker that wakes late finds nothing to do rather than work of the next run), and returns
+/// when every chunk is done. No thread waits for another to start: on a machine whose cores
+/// are shared with other processes, a worker that is not scheduled simply claims fewer chunks.
+/// Waiting threads spin briefly, then sleep, leaving the core to whoever needs it.
+/// A run costs a few microseconds, against tens for a Parallel.For, which matters at the
+/// ~200 operations of one decode step.
 /// </summary>
 internal sealed class WorkerPool : IDisposable
 {
@@ -36,10 +41,14 @@ internal sealed class WorkerPool : IDisposable
 
     private readonly Thread[] _threads;
     private readonly object _gate = new();
+    private readonly object _doneGate = new();
     private PoolJob? _job;
-    private int _generation;
-    private int _pending;
+    private long _claim;          // run number << 32 | next chunk
+    private int _run;
+    private int _chunks;
+    private int _done;
     private int _sleepers;
+    private int _mainWaiting;
     private volatile bool _stopping;
     private Exception? _failure;
 
@@ -57,29 +66,60 @@ internal sealed class WorkerPool : IDisposable
 
     public int Workers { get; }
 
-    /// <summary>Runs <paramref name="job"/> on every worker and returns when all are done.</summary>
+    /// <summary>Runs every chunk of <paramref name="job"/> and returns when all are done.</summary>
     public void Run(PoolJob job)
     {
-        job.BeforeRun();
-        if (Workers == 1)
+        int chunks = job.BeginRun(Workers);
+        if (chunks <= 0) return;
+        if (Workers == 1 || chunks == 1)
         {
-            job.Execute(0, 1);
+            for (int c = 0; c < chunks; c++) job.RunChunk(c, 0);
             return;
         }
         _job = job;
         _failure = null;
-        Volatile.Write(ref _pending, Workers - 1);
-        Interlocked.Increment(ref _generation);
+        _chunks = chunks;
+        Volatile.Write(ref _done, 0);
+        int run = ++_run;
+        Interlocked.Exchange(ref _claim, (long)run << 32);
         if (Volatile.Read(ref _sleepers) > 0)
             lock (_gate) Monitor.PulseAll(_gate);
-        Exception? own = null;
-        try { job.Execute(0, Workers); }
-        catch (Exception e) { own = e; }
-        var spin = new SpinWait();
-        while (Volatile.Read(ref _pending) > 0) spin.SpinOnce(sleep1Threshold: -1);
+
+        Work(run, job, 0);
+
+        var spin = 0;
+        while (Volatile.Read(ref _done) < chunks)
+        {
+            if (++spin < SpinIterations) Thread.SpinWait(20);
+            else
+            {
+                lock (_doneGate)
+                {
+                    Interlocked.Exchange(ref _mainWaiting, 1);
+                    while (Volatile.Read(ref _done) < chunks) Monitor.Wait(_doneGate);
+                    Interlocked.Exchange(ref _mainWaiting, 0);
+                }
+            }
+        }
         _job = null;
-        var failure = own ?? _failure;
-        if (failure is not null) ExceptionDispatchInfo.Capture(failure).Throw();
+        if (_failure is { } failure) ExceptionDispatchInfo.Capture(failure).Throw();
+    }
+
+    /// <summary>Claims and runs chunks of run <paramref name="run"/> until none are left.</summary>
+    private void Work(int run, PoolJob job, int worker)
+    {
+        while (true)
+        {
+            long claim = Volatile.Read(ref _claim);
+            if ((int)(claim >> 32) != run) return;
+            int chunk = (int)claim;
+            if (chunk >= _chunks) return;
+            if (Interlocked.CompareExchange(ref _claim, claim + 1, claim) != claim) continue;
+            try { job.RunChunk(chunk, worker); }
+            catch (Exception e) { _failure ??= e; }
+            if (Interlocked.Increment(ref _done) == _chunks && Volatile.Read(ref _mainWaiting) != 0)
+                lock (_doneGate) Monitor.PulseAll(_doneGate);
+        }
     }
 
     private void Loop(int index)
@@ -88,7 +128,7 @@ internal sealed class WorkerPool : IDisposable
         while (true)
         {
             int spins = 0;
-            while (Volatile.Read(ref _generation) == seen && !_stopping)
+            while ((int)(Volatile.Read(ref _claim) >> 32) == seen && !_stopping)
             {
                 if (++spins < SpinIterations) Thread.SpinWait(20);
                 else
@@ -96,16 +136,15 @@ internal sealed class WorkerPool : IDisposable
                     lock (_gate)
                     {
                         Interlocked.Increment(ref _sleepers);
-                        while (Volatile.Read(ref _generation) == seen && !_stopping) Monitor.Wait(_gate);
+                        while ((int)(Volatile.Read(ref _claim) >> 32) == seen && !_stopping) Monitor.Wait(_gate);
                         Interlocked.Decrement(ref _sleepers);
                     }
                 }
             }
             if (_stopping) return;
-            seen = Volatile.Read(ref _generation);
-            try { _job!.Execute(index, Workers); }
-            catch (Exception e) { _failure = e; }
-            Interlocked.Decrement(ref _pending);
+            seen = (int)(Volatile.Read(ref _claim) >> 32);
+            var job = _job;
+            if (job is not null) Work(seen, job, index);
         }
     }
 
