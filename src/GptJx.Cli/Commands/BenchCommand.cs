@@ -32,8 +32,6 @@ internal static class BenchCommand
             var presetName = parse.GetValue(preset);
             var modelDir = parse.GetValue(model);
             if ((presetName is null) == (modelDir is null)) throw new UsageException("give either --model DIR or --preset NAME");
-            string directory = presetName is null ? modelDir!.FullName : EnsurePreset(presetName, parse.GetValue(cacheDir));
-            if (!Directory.Exists(directory)) throw new UsageException($"--model: folder '{directory}' does not exist");
             var type = CommonOptions.ParseDType(parse.GetValue(dtype));
             string deviceName = parse.GetValue(device)!;
             bool verbose = parse.GetValue(CommonOptions.Verbose);
@@ -49,6 +47,8 @@ internal static class BenchCommand
                 Command = "gptjx " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
                 Log = message => Console.Error.WriteLine(message),
             };
+            string directory = presetName is null ? modelDir!.FullName : EnsurePreset(presetName, parse.GetValue(cacheDir));
+            if (!Directory.Exists(directory)) throw new UsageException($"--model: folder '{directory}' does not exist");
             BenchmarkReport report;
             try { report = BenchmarkRunner.Run(directory, () => ModelLoading.CreateBackend(deviceName, type, verbose), options); }
             catch (ArgumentException e) { throw new UsageException(e.Message); }

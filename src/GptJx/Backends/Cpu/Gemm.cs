@@ -26,7 +26,8 @@ public enum KernelLevel
 internal static unsafe class Gemm
 {
     public const int Width = PackedMatrix.PanelWidth;
-    internal static readonly nint PrefetchDistance = int.TryParse(Environment.GetEnvironmentVariable("GPTJX_PREFETCH"), out int d) ? d : 1024;
+    /// <summary>How far ahead of the kernels' weight stream to prefetch, in bytes (0: rely on the hardware prefetchers).</summary>
+    internal static readonly nint PrefetchDistance = int.TryParse(Environment.GetEnvironmentVariable("GPTJX_CPU_PREFETCH"), out int d) && d >= 0 ? d : 1024;
 
     public static KernelLevel Best { get; } =
         Vector512.IsHardwareAccelerated && Avx512F.IsSupported && Avx512BW.IsSupported ? KernelLevel.Vector512
@@ -199,8 +200,12 @@ internal static unsafe class Gemm
         nint ahead = PrefetchDistance;
         for (; i + 2 <= k; i += 2)
         {
-            Sse.Prefetch0(w + ahead);
-            if (TF.StepBytes == 128) Sse.Prefetch0(w + ahead + 64);
+            if (ahead > 0)
+            {
+                Sse.Prefetch0(w + ahead);
+                Sse.Prefetch0(w + ahead + 64);
+                if (TF.StepBytes == 128) { Sse.Prefetch0(w + ahead + 128); Sse.Prefetch0(w + ahead + 192); }
+            }
             TF.Load(w, out var wa, out var wb);
             var s = Vector512.Create(x[i]);
             a0 = Avx512F.FusedMultiplyAdd(wa, s, a0);
@@ -228,8 +233,14 @@ internal static unsafe class Gemm
         Vector512<float> a0 = default, b0 = default, a1 = default, b1 = default, a2 = default, b2 = default, a3 = default, b3 = default;
         Vector512<float> a4 = default, b4 = default, a5 = default, b5 = default, a6 = default, b6 = default, a7 = default, b7 = default;
         float* x0 = x, x1 = x + ldx, x2 = x1 + ldx, x3 = x2 + ldx, x4 = x3 + ldx, x5 = x4 + ldx, x6 = x5 + ldx, x7 = x6 + ldx;
+        nint ahead = PrefetchDistance;
         for (int i = 0; i < k; i++)
         {
+            if (ahead > 0)
+            {
+                Sse.Prefetch0(w + ahead);
+                if (TF.StepBytes == 128) Sse.Prefetch0(w + ahead + 64);
+            }
             TF.Load(w, out var wa, out var wb);
             w += TF.StepBytes;
             var s = Vector512.Create(x0[i]);
