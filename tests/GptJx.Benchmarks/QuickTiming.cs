@@ -13,6 +13,7 @@ internal static unsafe class QuickTiming
     private sealed class ReadJob(PackedMatrix[] ms) : PoolJob
     {
         public float Sink;
+        public int Streams = 1;
         private int _parts;
         public override int BeginRun(int workers) => _parts = workers;
         public override void RunChunk(int part, int worker)
@@ -25,12 +26,24 @@ internal static unsafe class QuickTiming
                 long count = (e - s) * m.PanelBytes / 4;
                 var acc = System.Runtime.Intrinsics.Vector512<float>.Zero;
                 var acc2 = acc; var acc3 = acc; var acc4 = acc;
+                if (Streams == 1)
                 for (long i = 0; i + 64 <= count; i += 64)
                 {
                     acc += System.Runtime.Intrinsics.Vector512.Load(p + i);
                     acc2 += System.Runtime.Intrinsics.Vector512.Load(p + i + 16);
                     acc3 += System.Runtime.Intrinsics.Vector512.Load(p + i + 32);
                     acc4 += System.Runtime.Intrinsics.Vector512.Load(p + i + 48);
+                }
+                else
+                {
+                    long q = count / 4 / 16 * 16;
+                    for (long i = 0; i + 16 <= q; i += 16)
+                    {
+                        acc += System.Runtime.Intrinsics.Vector512.Load(p + i);
+                        acc2 += System.Runtime.Intrinsics.Vector512.Load(p + q + i);
+                        acc3 += System.Runtime.Intrinsics.Vector512.Load(p + 2 * q + i);
+                        acc4 += System.Runtime.Intrinsics.Vector512.Load(p + 3 * q + i);
+                    }
                 }
                 sum += System.Runtime.Intrinsics.Vector512.Sum(acc + acc2 + acc3 + acc4);
             }
@@ -70,6 +83,15 @@ internal static unsafe class QuickTiming
                     tg.Add(Stopwatch.GetElapsedTime(s0).TotalSeconds);
                 }
             double total = (double)matrices * n * k * 2;
+            var read2 = new ReadJob(ms) { Streams = 4 };
+            var t2 = new List<double>();
+            for (int rep = 0; rep < 9; rep++)
+            {
+                long s0 = Stopwatch.GetTimestamp();
+                pool.Run(read2);
+                t2.Add(Stopwatch.GetElapsedTime(s0).TotalSeconds);
+            }
+            Console.WriteLine($"read with 4 streams per thread {total / t2.Order().ElementAt(4) / 1e9:F1} GB/s");
             Console.WriteLine($"read of the packed weights {total / tr.Order().ElementAt(7) / 1e9:F1} GB/s (median), GEMV {total / tg.Order().ElementAt(7) / 1e9:F1} GB/s; ratios {string.Join(' ', tr.Zip(tg, (a, b) => (a / b).ToString("F2")))}");
         }
         foreach (int rows in new[] { 1, 8, 128 })

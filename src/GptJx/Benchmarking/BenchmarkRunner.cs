@@ -143,6 +143,7 @@ public static class BenchmarkRunner
                 Stat.Quantile(result.StepSeconds, 0.5) * 1e3, Stat.Quantile(result.StepSeconds, 0.99) * 1e3, bytesPerStep,
                 bandwidth is null ? double.NaN : steps * bytesPerStep / 1e9 / bandwidth.RooflineGBs * 100,
                 bandwidth is null ? double.NaN : steps * weightsReadPerToken / 1e9 / bandwidth.RooflineGBs * 100,
+                bandwidth is null ? double.NaN : steps * bytesPerStep / 1e9 / bandwidth.ReadGBs * 100,
                 result.AllocatedBytesPerStep));
         }
 

@@ -23,11 +23,12 @@ public enum KernelLevel
 /// and reused from cache for every row block, so decode of a batch of B sequences reads the
 /// weights once, not B times.
 /// </summary>
+[SkipLocalsInit]
 internal static unsafe class Gemm
 {
     public const int Width = PackedMatrix.PanelWidth;
     /// <summary>How far ahead of the kernels' weight stream to prefetch, in bytes (0: rely on the hardware prefetchers).</summary>
-    internal static readonly nint PrefetchDistance = int.TryParse(Environment.GetEnvironmentVariable("GPTJX_CPU_PREFETCH"), out int d) && d >= 0 ? d : 1024;
+    internal static readonly nint PrefetchDistance = int.TryParse(Environment.GetEnvironmentVariable("GPTJX_CPU_PREFETCH"), out int d) && d >= 0 ? d : 4096;
 
     public static KernelLevel Best { get; } =
         Vector512.IsHardwareAccelerated && Avx512F.IsSupported && Avx512BW.IsSupported ? KernelLevel.Vector512
