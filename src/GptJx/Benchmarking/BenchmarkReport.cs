@@ -46,9 +46,12 @@ public sealed record PrefillReport(int PromptTokens, Stat TokensPerSecond, Stat 
 /// <param name="BytesPerStep">Weights plus the mean KV cache read per step.</param>
 /// <param name="PercentOfRoofline">Achieved bytes/s (steps/s x bytes per step) over the measured triad bandwidth (the roofline).</param>
 /// <param name="PercentOfReadBandwidth">The same over the measured read-only bandwidth (decode only reads).</param>
+/// <param name="AdjacentWeightReadGBs">Reading the loaded weights themselves (a sum), median of passes just before and after this decode run (CPU).</param>
+/// <param name="PercentOfAdjacentWeightRead">Achieved bytes/s over that: the share of the bandwidth available at that moment that decode used.</param>
 /// <param name="AllocatedBytesPerStep">Managed allocation in the timed loop, all threads.</param>
 public sealed record DecodeReport(int Batch, int Context, int Steps, Stat TokensPerSecond, double LatencyP50Ms, double LatencyP99Ms,
-    long BytesPerStep, double PercentOfRoofline, double PercentOfRooflineWeightsOnly, double PercentOfReadBandwidth, double AllocatedBytesPerStep);
+    long BytesPerStep, double PercentOfRoofline, double PercentOfRooflineWeightsOnly, double PercentOfReadBandwidth,
+    double AdjacentWeightReadGBs, double PercentOfAdjacentWeightRead, double AllocatedBytesPerStep);
 
 /// <param name="PeakResidentBytes">Process peak RSS from model load to the end (the probes' buffers excluded where the OS allows).</param>
 /// <param name="BudgetBytes">Weight bytes plus the largest KV cache the run held.</param>
@@ -92,9 +95,9 @@ public sealed record BenchmarkReport(
         foreach (var p in Prefill)
             s.AppendLine(ci, $"          {p.PromptTokens,6}   {p.TokensPerSecond.Median,7:F2} ±{p.TokensPerSecond.SpreadPercent,4:F1}%        {p.TimeToFirstTokenSeconds.Median,7:F2}   {p.GflopsAchieved,7:F1}   {p.PercentOfFmaPeak,9:F1}%   {p.PercentOfGemmRate,10:F1}%");
         s.AppendLine();
-        s.AppendLine("decode    batch  context  tok/s (aggregate, spread)  p50 ms   p99 ms   % triad roofline (weights only)  % read bandwidth  alloc B/step");
+        s.AppendLine("decode    batch  context  tok/s (aggregate, spread)  p50 ms   p99 ms   % triad roofline (weights only)  % read bw  % weight read next to it  alloc B/step");
         foreach (var d in Decode)
-            s.AppendLine(ci, $"          {d.Batch,5}  {d.Context,7}  {d.TokensPerSecond.Median,8:F2} ±{d.TokensPerSecond.SpreadPercent,4:F1}%          {d.LatencyP50Ms,7:F1}  {d.LatencyP99Ms,7:F1}   {d.PercentOfRoofline,6:F1}% ({d.PercentOfRooflineWeightsOnly:F1}%)           {d.PercentOfReadBandwidth,6:F1}%        {d.AllocatedBytesPerStep,8:F0}");
+            s.AppendLine(ci, $"          {d.Batch,5}  {d.Context,7}  {d.TokensPerSecond.Median,8:F2} ±{d.TokensPerSecond.SpreadPercent,4:F1}%          {d.LatencyP50Ms,7:F1}  {d.LatencyP99Ms,7:F1}   {d.PercentOfRoofline,6:F1}% ({d.PercentOfRooflineWeightsOnly:F1}%)           {d.PercentOfReadBandwidth,6:F1}%   {d.PercentOfAdjacentWeightRead,6:F1}% of {d.AdjacentWeightReadGBs:F1} GB/s   {d.AllocatedBytesPerStep,8:F0}");
         s.AppendLine();
         s.AppendLine(ci, $"memory    peak RSS {Memory.PeakResidentBytes / 1e9:F2} GB (after load {Memory.ResidentAfterLoadBytes / 1e9:F2} GB); weights {Memory.WeightBytes / 1e9:F2} GB + largest KV cache {Memory.LargestKvCacheBytes / 1e9:F2} GB = {Memory.BudgetBytes / 1e9:F2} GB; peak / that = {Memory.PeakOverBudget:F3}");
         return s.ToString();

@@ -133,7 +133,13 @@ public static class BenchmarkRunner
         foreach (int batch in options.BatchSizes)
         {
             log($"decode batch {batch}: prefilling {batch} x {decodeContext} tokens");
+            // The bandwidth these very weights can be read at, measured next to the decode run (the
+            // machine's bandwidth moves with other work on it): the median of passes before and after.
+            double adjacent = double.NaN;
+            var cpuBackend = backend as CpuBackend;
+            double before = cpuBackend?.MeasureWeightReadBandwidth(3) ?? double.NaN;
             var result = bench.Decode(batch, decodeContext, options.NewTokens, options.Repeat);
+            if (cpuBackend is not null) adjacent = (before + cpuBackend.MeasureWeightReadBandwidth(3)) / 2;
             largestKv = Math.Max(largestKv, (long)batch * (decodeContext + options.NewTokens + 1) * kvBytesPerPosition);
             var tps = Stat.Of(result.TokensPerSecond);
             double meanContext = decodeContext + (options.NewTokens - 1) / 2.0;
@@ -144,6 +150,7 @@ public static class BenchmarkRunner
                 bandwidth is null ? double.NaN : steps * bytesPerStep / 1e9 / bandwidth.RooflineGBs * 100,
                 bandwidth is null ? double.NaN : steps * weightsReadPerToken / 1e9 / bandwidth.RooflineGBs * 100,
                 bandwidth is null ? double.NaN : steps * bytesPerStep / 1e9 / bandwidth.ReadGBs * 100,
+                adjacent, steps * bytesPerStep / 1e9 / adjacent * 100,
                 result.AllocatedBytesPerStep));
         }
 

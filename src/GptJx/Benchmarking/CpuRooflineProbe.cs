@@ -133,18 +133,45 @@ public sealed unsafe class CpuRooflineProbe : IRooflineProbe
                     for (long i = start; i < end; i++) { a[i] = 0; b[i] = 1; c[i] = 2; }
                     break;
                 case StreamKind.Copy:
-                    new ReadOnlySpan<float>(b + start, (int)(end - start)).CopyTo(new Span<float>(a + start, (int)(end - start)));
+                    Copy(a + start, b + start, end - start);
                     break;
                 case StreamKind.Triad:
-                    System.Numerics.Tensors.TensorPrimitives.FusedMultiplyAdd(
-                        new ReadOnlySpan<float>(c + start, (int)(end - start)), 3f,
-                        new ReadOnlySpan<float>(b + start, (int)(end - start)), new Span<float>(a + start, (int)(end - start)));
+                    Triad(a + start, b + start, c + start, end - start);
                     break;
                 case StreamKind.Read:
                     Sums[part] = ReadAll(b + start, end - start);
                     break;
             }
         }
+    }
+
+    /// <summary>a[i] = b[i], with ordinary (write-allocate) stores as STREAM compiles them.</summary>
+    private static void Copy(float* a, float* b, long n)
+    {
+        long i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 64 <= n; i += 64)
+            {
+                Vector512.Load(b + i).Store(a + i); Vector512.Load(b + i + 16).Store(a + i + 16);
+                Vector512.Load(b + i + 32).Store(a + i + 32); Vector512.Load(b + i + 48).Store(a + i + 48);
+            }
+        for (; i < n; i++) a[i] = b[i];
+    }
+
+    /// <summary>a[i] = b[i] + s c[i], with ordinary stores (STREAM's triad).</summary>
+    private static void Triad(float* a, float* b, float* c, long n)
+    {
+        long i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var s = Vector512.Create(3f);
+            for (; i + 32 <= n; i += 32)
+            {
+                Vector512.FusedMultiplyAdd(s, Vector512.Load(c + i), Vector512.Load(b + i)).Store(a + i);
+                Vector512.FusedMultiplyAdd(s, Vector512.Load(c + i + 16), Vector512.Load(b + i + 16)).Store(a + i + 16);
+            }
+        }
+        for (; i < n; i++) a[i] = b[i] + 3f * c[i];
     }
 
     /// <summary>Sums an array with eight independent accumulators: a pure read stream.</summary>

@@ -179,6 +179,56 @@ public sealed unsafe class CpuBackend : IBackend
 
     public void Synchronize() { }
 
+    /// <summary>
+    /// Reads every packed weight once per pass on the workers (a sum, nothing written) and returns
+    /// the median rate in GB/s: the bandwidth a decode step can get for these very bytes, measured
+    /// in the same conditions (benchmarks run it next to their decode measurements).
+    /// </summary>
+    public double MeasureWeightReadBandwidth(int passes)
+    {
+        var matrices = _owned.OfType<PackedMatrix>().ToArray();
+        if (matrices.Length == 0) return double.NaN;
+        var job = new WeightReadJob(matrices);
+        long bytes = matrices.Sum(m => m.ByteLength);
+        var rates = new List<double>();
+        for (int i = 0; i < passes; i++)
+        {
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
+            _pool.Run(job);
+            rates.Add(bytes / System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds / 1e9);
+        }
+        rates.Sort();
+        return rates[rates.Count / 2];
+    }
+
+    private sealed class WeightReadJob(PackedMatrix[] matrices) : PoolJob
+    {
+        private const int PanelsPerChunk = 8;
+        private readonly int[] _first = PrefixChunks(matrices);
+        public float Sink;
+
+        private static int[] PrefixChunks(PackedMatrix[] ms)
+        {
+            var first = new int[ms.Length + 1];
+            for (int i = 0; i < ms.Length; i++) first[i + 1] = first[i] + (ms[i].Panels + PanelsPerChunk - 1) / PanelsPerChunk;
+            return first;
+        }
+
+        public override int BeginRun(int workers) => _first[^1];
+
+        public override void RunChunk(int chunk, int worker)
+        {
+            int m = Array.BinarySearch(_first, chunk);
+            if (m < 0) m = ~m - 1;
+            while (_first[m + 1] <= chunk) m++;
+            var matrix = matrices[m];
+            int p0 = (chunk - _first[m]) * PanelsPerChunk, p1 = Math.Min(matrix.Panels, p0 + PanelsPerChunk);
+            float* p = (float*)matrix.Panel(p0);
+            long count = (p1 - p0) * matrix.PanelBytes / sizeof(float);
+            Sink += TensorPrimitives.Sum(new ReadOnlySpan<float>(p, (int)count));
+        }
+    }
+
     public void Dispose()
     {
         foreach (var o in _owned) o.Dispose();
