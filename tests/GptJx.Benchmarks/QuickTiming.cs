@@ -51,6 +51,28 @@ internal static unsafe class QuickTiming
         }
     }
 
+    /// <summary>The floor of loading: first-touching as many fresh bytes as the full model's weights.</summary>
+    public static int Alloc()
+    {
+        using var pool = new WorkerPool(Environment.ProcessorCount);
+        const long each = 40L << 20;
+        const int count = 132;
+        var start = Stopwatch.GetTimestamp();
+        var blocks = new nint[count];
+        for (int i = 0; i < count; i++) blocks[i] = (nint)OsMemory.AllocateLarge(each);
+        pool.Run(new FillJob(blocks, each));
+        double s = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        Console.WriteLine($"first touch of {count * each / 1e9:F2} GB: {s:F2} s, {count * each / 1e9 / s:F2} GB/s");
+        foreach (var b in blocks) System.Runtime.InteropServices.NativeMemory.AlignedFree((void*)b);
+        return 0;
+    }
+
+    private sealed class FillJob(nint[] blocks, long each) : PoolJob
+    {
+        public override int BeginRun(int workers) => blocks.Length;
+        public override void RunChunk(int chunk, int worker) => new Span<byte>((void*)blocks[chunk], (int)each).Fill(1);
+    }
+
     public static int Run(string[] args)
     {
         int threads = args.Length > 0 ? int.Parse(args[0]) : Environment.ProcessorCount;

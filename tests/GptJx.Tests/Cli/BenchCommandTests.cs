@@ -32,6 +32,7 @@ public class BenchCommandTests
             var decode = root.GetProperty("decode").EnumerateArray().ToArray();
             Assert.That(decode.Select(d => d.GetProperty("batch").GetInt32()), Is.EqualTo(new[] { 1, 3 }));
             Assert.That(decode.Select(d => d.GetProperty("latency_p99_ms").GetDouble()), Is.All.GreaterThan(0));
+            Assert.That(decode.Select(d => d.GetProperty("adjacent_weight_read_g_bs").GetDouble()), Is.All.GreaterThan(0));
             Assert.That(decode.Select(d => d.GetProperty("allocated_bytes_per_step").GetDouble()), Is.All.EqualTo(0), "steady decode allocates nothing");
             Assert.That(root.GetProperty("memory").GetProperty("peak_resident_bytes").GetInt64(), Is.GreaterThan(0));
 

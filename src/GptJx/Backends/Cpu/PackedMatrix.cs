@@ -162,37 +162,39 @@ internal sealed unsafe class PackedMatrix : ILinear, IEmbedding
         private void PackInOut(int p0, int p1)
         {
             int es = m.ElementSize, k = m.Inputs, chunk = PanelWidth * es;
-            // Fast path: every panel of the group whole inside one part of the same type.
-            int o0 = p0 * PanelWidth, o1 = p1 * PanelWidth;
-            int part = PartOf(o0);
-            var src = parts[part];
-            if (src.Type == m.Type && o1 <= src.FirstOutput + src.Outputs)
-            {
-                long rowBytes = (long)src.Outputs * es;
-                byte* s = src.Pointer + (long)(o0 - src.FirstOutput) * es;
-                for (int i = 0; i < k; i++)
-                {
-                    byte* row = s + i * rowBytes;
-                    for (int p = p0; p < p1; p++)
-                    {
-                        byte* from = row + (long)(p - p0) * chunk;
-                        byte* to = m.Panel(p) + (long)i * chunk;
-                        for (int b = 0; b < chunk; b += 64)
-                            Vector512.Store(Vector512.Load(from + b), to + b);
-                    }
-                }
-                return;
-            }
+            // Per panel: its source span in row 0 and the row stride when the whole panel lies in one
+            // part of the same type (a straight 32-element copy per row); null where it straddles parts,
+            // runs past the last output or converts types (element by element).
+            int count = p1 - p0;
+            byte** source = stackalloc byte*[count];
+            long* stride = stackalloc long[count];
             for (int p = p0; p < p1; p++)
             {
-                for (int j = 0; j < PanelWidth; j++)
+                int o0 = p * PanelWidth;
+                var src = parts[PartOf(o0)];
+                bool simple = src.Type == m.Type && o0 + PanelWidth <= src.FirstOutput + src.Outputs;
+                source[p - p0] = simple ? src.Pointer + (long)(o0 - src.FirstOutput) * es : null;
+                stride[p - p0] = (long)src.Outputs * es;
+            }
+            for (int i = 0; i < k; i++)
+            {
+                for (int q = 0; q < count; q++)
                 {
-                    int o = p * PanelWidth + j;
-                    if (o >= m.Outputs) { ZeroColumn(p, j); continue; }
-                    var ps = parts[PartOf(o)];
-                    int col = o - ps.FirstOutput, sSize = ps.Type.Size();
-                    for (int i = 0; i < k; i++)
-                        Store(p, i, j, Load(ps.Pointer + ((long)i * ps.Outputs + col) * sSize, ps.Type));
+                    byte* to = m.Panel(p0 + q) + (long)i * chunk;
+                    if (source[q] != null)
+                    {
+                        byte* from = source[q] + i * stride[q];
+                        for (int b = 0; b < chunk; b += 64)
+                            Vector512.Store(Vector512.Load(from + b), to + b);
+                        continue;
+                    }
+                    for (int j = 0; j < PanelWidth; j++)
+                    {
+                        int o = (p0 + q) * PanelWidth + j;
+                        if (o >= m.Outputs) { Store(p0 + q, i, j, 0f); continue; }
+                        var ps = parts[PartOf(o)];
+                        Store(p0 + q, i, j, Load(ps.Pointer + ((long)i * ps.Outputs + (o - ps.FirstOutput)) * ps.Type.Size(), ps.Type));
+                    }
                 }
             }
         }
@@ -235,11 +237,6 @@ internal sealed unsafe class PackedMatrix : ILinear, IEmbedding
             for (int i = parts.Length - 1; i > 0; i--)
                 if (output >= parts[i].FirstOutput) return i;
             return 0;
-        }
-
-        private void ZeroColumn(int p, int j)
-        {
-            for (int i = 0; i < m.Inputs; i++) Store(p, i, j, 0f);
         }
 
         private static float Load(byte* p, DType type) => type switch
