@@ -96,6 +96,38 @@ internal static unsafe class Gemm
         int o0 = panel * Width;
         int count = Math.Min(Width, w.Outputs - o0);
         float[]? bias = w.Bias;
+        if (count == Width && Avx512F.IsSupported && (order == EvenOdd512 || order == Natural))
+        {
+            // Whole panel: interleave the even/odd accumulators back into output order in registers.
+            bool interleaved = order == EvenOdd512;
+            var lowIndex = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+            var highIndex = Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+            Vector512<float> b0 = default, b1 = default;
+            if (bias is not null)
+                fixed (float* bp = &bias[o0]) { b0 = Vector512.Load(bp); b1 = Vector512.Load(bp + 16); }
+            for (int r = 0; r < rows; r++)
+            {
+                var a = Vector512.Load(tmp + r * Width);
+                var b = Vector512.Load(tmp + r * Width + 16);
+                Vector512<float> lo = a, hi = b;
+                if (interleaved)
+                {
+                    lo = Avx512F.PermuteVar16x32x2(a, lowIndex, b);
+                    hi = Avx512F.PermuteVar16x32x2(a, highIndex, b);
+                }
+                lo += b0;
+                hi += b1;
+                float* yr = y + (long)r * ldy + o0;
+                if (accumulate)
+                {
+                    lo += Vector512.Load(yr);
+                    hi += Vector512.Load(yr + 16);
+                }
+                lo.Store(yr);
+                hi.Store(yr + 16);
+            }
+            return;
+        }
         for (int r = 0; r < rows; r++)
         {
             float* acc = tmp + r * Width;
