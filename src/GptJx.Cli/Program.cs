@@ -8,7 +8,7 @@ foreach (var command in new[]
 {
     GenerateCommand.Create(), LogitsCommand.Create(), EvalCommand.Create(),
     TokenizeCommands.Tokenize(), TokenizeCommands.Detokenize(), InspectCommand.Create(), MakeTestModelCommand.Create(),
-    VerifyCommand.Create(), ServeCommand.Create(),
+    VerifyCommand.Create(), BenchCommand.Create(), ServeCommand.Create(),
 })
     root.Subcommands.Add(command);
 

@@ -118,6 +118,8 @@ public sealed unsafe partial class CudaBackend
     /// Waits for every weight copy to land, releases the pinned and device staging buffers, and
     /// returns the load statistics. Loading again later recreates the buffers.
     /// </summary>
+    public void EndLoading() => FinishLoading();
+
     public WeightLoadStatistics FinishLoading()
     {
         if (_streamer is null) return LoadStatistics;

@@ -24,11 +24,7 @@ public static class ModelLoader
         var config = ModelConfig.Load(directory);
         var backend = DeviceSelector.Create(device, weightType, config, options.PrefillChunk, sequences, context, note);
         var model = GptJxModel.Load(directory, backend, options);
-        if (model.Backend is CudaBackend cuda)
-        {
-            var stats = cuda.FinishLoading();
-            note?.Invoke($"loaded onto {cuda.Name}: {stats}");
-        }
+        if (model.Backend is CudaBackend cuda) note?.Invoke($"loaded onto {cuda.Name}: {cuda.LoadStatistics}");
         return model;
     }
 }

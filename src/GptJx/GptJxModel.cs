@@ -57,6 +57,7 @@ public sealed class GptJxModel : IDisposable
             var tokenizer = Gpt2Tokenizer.Load(directory);
             using var source = CheckpointLoader.Open(directory);
             var weights = ModelWeights.Bind(config, source, backend, options.Progress);
+            backend.EndLoading();
             foreach (var name in weights.UnusedTensors) options.Warning?.Invoke($"{source.Location}: tensor '{name}' is not used by GPT-JX and was ignored");
             return new GptJxModel(Path.GetFullPath(directory), config, tokenizer, backend, weights, options.PrefillChunk);
         }

@@ -36,6 +36,12 @@ public interface IBackend : IDisposable
     /// <summary>LayerNorm gain and bias, [D] each.</summary>
     INorm LoadNorm(TensorData gain, TensorData? bias);
 
+    /// <summary>
+    /// Called once the weights are loaded: waits for any copies still in flight (the checkpoint
+    /// may be unmapped next) and frees load-time buffers.
+    /// </summary>
+    void EndLoading();
+
     // ---- activations and cache -----------------------------------------
 
     /// <summary>An activation buffer of up to <paramref name="capacityRows"/> rows.</summary>

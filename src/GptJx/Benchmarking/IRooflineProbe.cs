@@ -27,8 +27,8 @@ public interface IRooflineProbeSource
     IRooflineProbe CreateRooflineProbe();
 }
 
-/// <param name="CopyGBs">a[i] = b[i]: 2 arrays' bytes per element.</param>
-/// <param name="TriadGBs">a[i] = b[i] + s * c[i]: 3 arrays' bytes per element (the STREAM convention); the roofline figure.</param>
+/// <param name="CopyGBs">a[i] = b[i]: 2 arrays' bytes per element (STREAM's convention: the write-allocate read of a is not counted).</param>
+/// <param name="TriadGBs">a[i] = b[i] + s * c[i]: 3 arrays' bytes per element (STREAM's convention); the roofline figure.</param>
 /// <param name="ReadGBs">sum of one array: read-only streaming, the access pattern of decode.</param>
 /// <param name="BufferBytes">Size of each array, far beyond the last-level cache.</param>
 public sealed record BandwidthCeiling(double CopyGBs, double TriadGBs, double ReadGBs, long BufferBytes, int Threads)

@@ -13,7 +13,7 @@ public sealed class Sequence : IDisposable
     private readonly GptJxModel _model;
     private readonly IKvCache _cache;
     private readonly AttentionBatch _batch = new(1);
-    private readonly List<int> _tokens = [];
+    private readonly List<int> _tokens;
     private readonly int[] _lastRow = new int[1];
     private readonly int[] _picked = new int[1];
     private readonly TokenDraw[] _draw = new TokenDraw[1];
@@ -24,6 +24,7 @@ public sealed class Sequence : IDisposable
     {
         _model = model;
         _cache = cache;
+        _tokens = new List<int>(cache.MaxPositions);   // room for every position: appending never reallocates
     }
 
     /// <summary>Tokens in the cache.</summary>

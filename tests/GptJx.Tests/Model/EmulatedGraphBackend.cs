@@ -73,6 +73,7 @@ internal sealed class EmulatedGraphBackend : IBackend, IForwardRecording, IDevic
     public IEmbedding LoadEmbedding(TensorData table) => _cpu.LoadEmbedding(table);
     public ILinear LoadLinear(IReadOnlyList<TensorData> weights, IReadOnlyList<TensorData>? biases, WeightLayout layout) => _cpu.LoadLinear(weights, biases, layout);
     public INorm LoadNorm(TensorData gain, TensorData? bias) => _cpu.LoadNorm(gain, bias);
+    public void EndLoading() => _cpu.EndLoading();
     public ITensor Allocate(int capacityRows, int columns, DType type) => _cpu.Allocate(capacityRows, columns, type);
     public IKvCache CreateKvCache(int layers, int slots, int maxPositions, int heads, int headDim) => _cpu.CreateKvCache(layers, slots, maxPositions, heads, headDim);
 

@@ -5,25 +5,52 @@ using GptJx.Tensors;
 namespace GptJx.Backends.Cpu;
 
 /// <summary>
-/// The reference backend: fp32 arithmetic on every core, weights kept in their
-/// 16-bit (or fp32) type as packed [out, in] rows.
+/// The CPU backend: fp32 arithmetic on one persistent pool of worker threads (one per core),
+/// weights kept in their 16-bit (or fp32) type, repacked at load into panels that the
+/// matrix kernels stream contiguously (see <see cref="Gemm"/>). AVX-512, AVX2 or portable
+/// kernels are chosen at run time.
 /// </summary>
 public sealed unsafe class CpuBackend : IBackend
 {
     private readonly List<IDisposable> _owned = [];
-    private readonly Dictionary<nint, CpuMatrix> _embeddings = [];
+    private readonly Dictionary<nint, PackedMatrix> _embeddings = [];
+    private readonly WorkerPool _pool;
+    private readonly LinearJob _linear = new();
+    private readonly AttentionJob _attention;
+    private readonly RowsJob _layerNorm, _swiGlu;
+    private CpuTensor? _in, _out;
+    private CpuNorm? _norm;
+    private float _epsilon;
 
     /// <param name="weightType">Type weights are kept in; null keeps each tensor's checkpoint type.</param>
-    public CpuBackend(DType? weightType = null)
+    /// <param name="threads">Worker threads (default: GPTJX_CPU_THREADS if set, else one per processor).</param>
+    public CpuBackend(DType? weightType = null, int? threads = null)
     {
         RequestedWeightType = weightType;
+        _pool = new WorkerPool(threads ?? DefaultThreads());
+        _attention = new AttentionJob(_pool.Workers);
+        _layerNorm = new RowsJob(LayerNormRows);
+        _swiGlu = new RowsJob(SwiGluRows);
     }
 
-    public string Name => $"cpu ({Environment.ProcessorCount} threads)";
+    private static int DefaultThreads() =>
+        int.TryParse(Environment.GetEnvironmentVariable("GPTJX_CPU_THREADS"), out int n) && n > 0 ? n : Environment.ProcessorCount;
+
+    public string Name => $"cpu ({_pool.Workers} threads, {Level})";
     public DType ComputeType => DType.F32;
     public DType WeightType => RequestedWeightType ?? LoadedWeightType ?? DType.F32;
+    public int Threads => _pool.Workers;
+
+    /// <summary>The instruction set of the matrix kernels (tests may lower it).</summary>
+    public KernelLevel Level
+    {
+        get => _linear.Level;
+        set => _linear.Level = value <= Gemm.Best ? value : throw new NotSupportedException($"this CPU does not support {value} kernels");
+    }
+
     private DType? RequestedWeightType { get; }
     private DType? LoadedWeightType { get; set; }
+    internal WorkerPool Pool => _pool;
 
     private T Own<T>(T item) where T : IDisposable
     {
@@ -40,21 +67,23 @@ public sealed unsafe class CpuBackend : IBackend
 
     public IEmbedding LoadEmbedding(TensorData table)
     {
-        var matrix = Own(CpuMatrix.Pack([table], null, WeightLayout.OutIn, TypeFor(table)));
+        var matrix = Own(PackedMatrix.Pack([table], null, WeightLayout.OutIn, TypeFor(table), _pool));
         _embeddings[(nint)table.Pointer] = matrix;
         return matrix;
     }
 
     public ILinear LoadLinear(IReadOnlyList<TensorData> weights, IReadOnlyList<TensorData>? biases, WeightLayout layout)
     {
-        // A tied head reads the embedding table already packed as [V, D] rows: share it.
+        // A tied head reads the embedding table already packed as [V, D]: share it.
         if (layout == WeightLayout.OutIn && weights.Count == 1 && biases is null &&
             _embeddings.TryGetValue((nint)weights[0].Pointer, out var shared))
             return shared;
-        return Own(CpuMatrix.Pack(weights, biases, layout, TypeFor(weights[0])));
+        return Own(PackedMatrix.Pack(weights, biases, layout, TypeFor(weights[0]), _pool));
     }
 
     public INorm LoadNorm(TensorData gain, TensorData? bias) => new CpuNorm(gain, bias);
+
+    public void EndLoading() { }
 
     public ITensor Allocate(int capacityRows, int columns, DType type) => new CpuTensor(capacityRows, columns);
 
@@ -63,51 +92,77 @@ public sealed unsafe class CpuBackend : IBackend
 
     public void Embed(ReadOnlySpan<int> ids, IEmbedding table, float scale, ITensor output)
     {
-        var matrix = (CpuMatrix)table;
+        var matrix = (PackedMatrix)table;
         var o = (CpuTensor)output;
         for (int t = 0; t < ids.Length; t++)
         {
             int id = ids[t];
-            if ((uint)id >= (uint)matrix.Rows) throw new ArgumentOutOfRangeException(nameof(ids), $"token id {id} is outside the vocabulary of {matrix.Rows}");
+            if ((uint)id >= (uint)matrix.Outputs) throw new ArgumentOutOfRangeException(nameof(ids), $"token id {id} is outside the vocabulary of {matrix.Outputs}");
             var row = o.Row(t);
-            WeightConvert.ToSingle(matrix.RowPointer(id), matrix.Type, row);
+            matrix.ReadRow(id, row);
             TensorPrimitives.Multiply(row, scale, row);
         }
     }
 
     public void LayerNorm(ITensor input, INorm norm, float epsilon, ITensor output)
     {
-        var (x, y, n) = ((CpuTensor)input, (CpuTensor)output, (CpuNorm)norm);
-        Parallel.For(0, x.Rows, r =>
+        (_in, _out, _norm, _epsilon) = ((CpuTensor)input, (CpuTensor)output, (CpuNorm)norm, epsilon);
+        _layerNorm.Run(_pool, _in.Rows);
+    }
+
+    private void LayerNormRows(int start, int end)
+    {
+        var (x, y, n) = (_in!, _out!, _norm!);
+        for (int r = start; r < end; r++)
         {
             var src = x.Row(r);
             var dst = y.Row(r);
             float mean = TensorPrimitives.Sum(src) / src.Length;
             TensorPrimitives.Subtract(src, mean, dst);
             float variance = TensorPrimitives.SumOfSquares(dst) / src.Length;
-            float inv = 1f / MathF.Sqrt(variance + epsilon);
+            float inv = 1f / MathF.Sqrt(variance + _epsilon);
             TensorPrimitives.Multiply(dst, inv, dst);
             TensorPrimitives.FusedMultiplyAdd(dst, n.Gain, n.Bias, dst);
-        });
+        }
     }
 
-    public void Linear(ITensor input, ILinear weight, ITensor output, bool accumulate = false) =>
-        MatMul.Linear((CpuTensor)input, (CpuMatrix)weight, (CpuTensor)output, accumulate);
+    public void Linear(ITensor input, ILinear weight, ITensor output, bool accumulate = false)
+    {
+        var (x, w, y) = ((CpuTensor)input, (PackedMatrix)weight, (CpuTensor)output);
+        if (x.Columns != w.Inputs) throw new ArgumentException($"input has {x.Columns} columns, the weight expects {w.Inputs}");
+        if (y.Columns != w.Outputs) throw new ArgumentException($"output has {y.Columns} columns, the weight gives {w.Outputs}");
+        if (y.Rows < x.Rows) throw new ArgumentException($"output has {y.Rows} rows for {x.Rows} input rows");
+        if (x.Rows == 0) return;
+        fixed (float* xp = x.Data, yp = y.Data)
+        {
+            _linear.Set(xp, x.Rows, x.Columns, w, yp, y.Columns, accumulate);
+            _pool.Run(_linear);
+        }
+    }
 
     public void Attention(ITensor qkv, IKvCache cache, int layer, AttentionBatch batch, float[] slopes, float scoreScale, ITensor output) =>
-        AttentionKernel.Run((CpuTensor)qkv, (CpuKvCache)cache, layer, batch, slopes, scoreScale, (CpuTensor)output);
+        _attention.Run(_pool, (CpuTensor)qkv, (CpuKvCache)cache, layer, batch, slopes, scoreScale, (CpuTensor)output);
 
     public void SwiGlu(ITensor input, ITensor output)
     {
-        var (x, y) = ((CpuTensor)input, (CpuTensor)output);
+        (_in, _out) = ((CpuTensor)input, (CpuTensor)output);
+        _swiGlu.Run(_pool, _in.Rows);
+    }
+
+    private void SwiGluRows(int start, int end)
+    {
+        var (x, y) = (_in!, _out!);
         int f = y.Columns;
-        Parallel.For(0, x.Rows, r =>
+        for (int r = start; r < end; r++)
         {
             var u = x.Row(r)[..f];
             var g = x.Row(r)[f..];
             var o = y.Row(r);
-            for (int i = 0; i < f; i++) o[i] = u[i] * g[i] / (1f + MathF.Exp(-g[i]));
-        });
+            // silu(g) = g * sigmoid(g)
+            TensorPrimitives.Sigmoid(g, o);
+            TensorPrimitives.Multiply(o, g, o);
+            TensorPrimitives.Multiply(o, u, o);
+        }
     }
 
     public void GatherRows(ITensor input, ReadOnlySpan<int> rows, ITensor output)
@@ -126,10 +181,82 @@ public sealed unsafe class CpuBackend : IBackend
 
     public void Synchronize() { }
 
+    /// <summary>
+    /// Reads every packed weight once per pass on the workers (a sum, nothing written) and returns
+    /// the median rate in GB/s: the bandwidth a decode step can get for these very bytes, measured
+    /// in the same conditions (benchmarks run it next to their decode measurements).
+    /// </summary>
+    public double MeasureWeightReadBandwidth(int passes)
+    {
+        var matrices = _owned.OfType<PackedMatrix>().ToArray();
+        if (matrices.Length == 0) return double.NaN;
+        var job = new WeightReadJob(matrices);
+        long bytes = matrices.Sum(m => m.ByteLength);
+        var rates = new List<double>();
+        for (int i = 0; i < passes; i++)
+        {
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
+            _pool.Run(job);
+            rates.Add(bytes / System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds / 1e9);
+        }
+        rates.Sort();
+        return rates[rates.Count / 2];
+    }
+
+    private sealed class WeightReadJob(PackedMatrix[] matrices) : PoolJob
+    {
+        private const int PanelsPerChunk = 8;
+        private readonly int[] _first = PrefixChunks(matrices);
+        public float Sink;
+
+        private static int[] PrefixChunks(PackedMatrix[] ms)
+        {
+            var first = new int[ms.Length + 1];
+            for (int i = 0; i < ms.Length; i++) first[i + 1] = first[i] + (ms[i].Panels + PanelsPerChunk - 1) / PanelsPerChunk;
+            return first;
+        }
+
+        public override int BeginRun(int workers) => _first[^1];
+
+        public override void RunChunk(int chunk, int worker)
+        {
+            int m = Array.BinarySearch(_first, chunk);
+            if (m < 0) m = ~m - 1;
+            while (_first[m + 1] <= chunk) m++;
+            var matrix = matrices[m];
+            int p0 = (chunk - _first[m]) * PanelsPerChunk, p1 = Math.Min(matrix.Panels, p0 + PanelsPerChunk);
+            float* p = (float*)matrix.Panel(p0);
+            long count = (p1 - p0) * matrix.PanelBytes / sizeof(float);
+            Sink += TensorPrimitives.Sum(new ReadOnlySpan<float>(p, (int)count));
+        }
+    }
+
     public void Dispose()
     {
         foreach (var o in _owned) o.Dispose();
         _owned.Clear();
         _embeddings.Clear();
+        _pool.Dispose();
+    }
+
+    /// <summary>A per-row operation split across the workers (on the caller alone for a single row).</summary>
+    private sealed class RowsJob(Action<int, int> body) : PoolJob
+    {
+        private int _rows, _chunks;
+
+        public void Run(WorkerPool pool, int rows)
+        {
+            _rows = rows;
+            if (rows <= 1) body(0, rows);
+            else pool.Run(this);
+        }
+
+        public override int BeginRun(int workers) => _chunks = Math.Min(_rows, 4 * workers);
+
+        public override void RunChunk(int chunk, int worker)
+        {
+            var (start, end) = Share(_rows, chunk, _chunks);
+            if (start < end) body(start, end);
+        }
     }
 }

@@ -3,9 +3,11 @@ using System.Runtime.InteropServices;
 namespace GptJx.Backends.Cpu;
 
 /// <summary>
-/// Keys and values in fp32, laid out [layer][slot][position][heads * headDim].
-/// Native allocations are committed by the OS page by page as positions are written,
-/// so a cache sized for the full context costs memory only for what is used.
+/// Keys and values in fp32, laid out [layer][slot][head][position][headDim]: one head's keys
+/// (and values) are contiguous over positions, so attention streams them (320 bytes per
+/// position) instead of striding across every head's. Native allocations are committed by
+/// the OS page by page as positions are written, so a cache sized for the full context
+/// costs memory only for what is used.
 /// </summary>
 internal sealed unsafe class CpuKvCache : IKvCache
 {
@@ -35,9 +37,9 @@ internal sealed unsafe class CpuKvCache : IKvCache
     public int HeadDim { get; }
     public int Width => Heads * HeadDim;
 
-    public float* Key(int layer, int slot, int position) => _keys[layer] + ((long)slot * MaxPositions + position) * Width;
+    public float* Key(int layer, int slot, int head, int position) => _keys[layer] + (((long)slot * Heads + head) * MaxPositions + position) * HeadDim;
 
-    public float* Value(int layer, int slot, int position) => _values[layer] + ((long)slot * MaxPositions + position) * Width;
+    public float* Value(int layer, int slot, int head, int position) => _values[layer] + (((long)slot * Heads + head) * MaxPositions + position) * HeadDim;
 
     public void Dispose()
     {
