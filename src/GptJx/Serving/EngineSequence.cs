@@ -15,6 +15,7 @@ internal sealed class EngineSequence
     private readonly long _deadline;
     private readonly TimeSpan? _timeout;
     private int _released;
+    private volatile bool _cancelledByReader;
 
     public EngineSequence(long id, int[] prompt, GenerationRequest request, int capacity, TimeSpan? timeout, int vocabularySize, Gpt2Tokenizer tokenizer, CancellationToken userToken)
     {
@@ -71,7 +72,11 @@ internal sealed class EngineSequence
 
     public bool Aborted => Abort.IsCancellationRequested || Stopwatch.GetTimestamp() >= _deadline;
 
-    public bool TimedOut => !_userToken.IsCancellationRequested && Stopwatch.GetTimestamp() >= _deadline;
+    /// <summary>
+    /// Aborted by neither the caller's token nor the reader: the timeout's timer (which may fire a
+    /// little before the deadline's clock reading) or the deadline itself.
+    /// </summary>
+    public bool TimedOut => !_userToken.IsCancellationRequested && !_cancelledByReader && Aborted;
 
     /// <summary>Why an aborted request ended, as the exception its reader sees.</summary>
     public Exception AbortReason() =>
@@ -94,6 +99,7 @@ internal sealed class EngineSequence
     public void TryCancel()
     {
         if (Completed) return;
+        _cancelledByReader = true;
         try { Abort.Cancel(); } catch (ObjectDisposedException) { }
     }
 }
