@@ -152,17 +152,27 @@ public class HttpApiTests
     public async Task AClientThatDisconnectsCancelsItsGeneration()
     {
         long cancelledBefore = Engine.GetStatistics().CancelledRequests;
-        using (var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions")
+        // Slow the steps down so that the generation cannot finish before the disconnect reaches the server.
+        Action<GptJx.Serving.EngineStep> slow = _ => Thread.Sleep(20);
+        Engine.StepCompleted += slow;
+        try
         {
-            Content = new StringContent("{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a long story\"}],\"max_tokens\":200,\"stream\":true}", Encoding.UTF8, "application/json"),
-        })
-        using (var response = await Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
+            using (var request = new HttpRequestMessage(HttpMethod.Post, "v1/chat/completions")
+            {
+                Content = new StringContent("{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a long story\"}],\"max_tokens\":200,\"stream\":true}", Encoding.UTF8, "application/json"),
+            })
+            using (var response = await Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
+            {
+                using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+                Assert.That(await reader.ReadLineAsync(), Does.StartWith("data: "));
+            } // the connection is dropped here, mid-stream
+            await WaitUntil(() => Engine.GetStatistics().CancelledRequests > cancelledBefore, "the server cancels the generation");
+            await WaitUntil(() => Engine.ActiveSequences == 0, "its slot is freed");
+        }
+        finally
         {
-            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
-            Assert.That(await reader.ReadLineAsync(), Does.StartWith("data: "));
-        } // the connection is dropped here, mid-stream
-        await WaitUntil(() => Engine.GetStatistics().CancelledRequests > cancelledBefore, "the server cancels the generation");
-        await WaitUntil(() => Engine.ActiveSequences == 0, "its slot is freed");
+            Engine.StepCompleted -= slow;
+        }
     }
 
     [Test]
