@@ -49,7 +49,7 @@ public sealed record CudaMemoryPlan(
         long perLayerMatrices = 3 * d * dp + d * dp + 2 * f * dp + d * fp;
         long perLayerVectors = 3 * d + d + 2 * f + d + 4 * d;
         long weights = v * d * w + l * (perLayerMatrices * w + perLayerVectors * 4) + 2 * d * 4 + shape.Heads * 4;
-        if (!shape.TiedEmbeddings) weights += v * d * w;
+        if (!shape.TiedEmbeddings) weights += v * dp * w;  // an untied head is a linear layer: [V, D] rows padded like the others
 
         long kv = 2L * l * slots * context * d * w;
 

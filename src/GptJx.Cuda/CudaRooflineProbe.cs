@@ -124,7 +124,7 @@ public sealed unsafe class CudaRooflineProbe : IRooflineProbe
         var type = _backend.WeightType;
         var peak = MeasureGemm(repeats, 8192, 8192, 8192, type);
         const int rows = 2048, k = 2560, n = 2 * 6826;
-        var engine = MeasureGemm(repeats, rows, k, n, DType.F32);
+        var engine = MeasureGemm(repeats, rows, k, n, type);  // [u | g] is written in the weight type, as the engine does
         return new ComputeCeiling(GemmGflops(8192, 8192, 8192, peak), GemmGflops(rows, k, n, engine),
             $"{rows} x {k} x {n}", $"{type.Name()} (fp32 accumulation)", _backend.Device.Multiprocessors);
     }

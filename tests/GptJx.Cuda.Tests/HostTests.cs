@@ -28,6 +28,20 @@ public class MemoryPlanTests
     }
 
     [Test]
+    public void WeightsCountTheRowPaddingOfEveryLinearLayerIncludingAnUntiedHead()
+    {
+        // D = 12 and F = 10 are padded to 16 inputs per device row; the embedding table is not padded.
+        var shape = new CudaModelShape(Layers: 1, Width: 12, FeedForward: 10, Heads: 3, Vocabulary: 7);
+        var tied = CudaMemoryPlan.Compute(shape, DType.F16, 1, 16, 4);
+        long matrices = 3 * 12 * 16 + 12 * 16 + 2 * 10 * 16 + 12 * 16;  // qkv, attention out, c_fc | c_fc2, mlp.c_proj
+        long vectors = 3 * 12 + 12 + 2 * 10 + 12 + 4 * 12;                // their biases and the two norms
+        long expected = 7 * 12 * 2 + matrices * 2 + vectors * 4 + 2 * 12 * 4 + 3 * 4;
+        Assert.That(tied.WeightBytes, Is.EqualTo(expected));
+        var untied = CudaMemoryPlan.Compute(shape with { TiedEmbeddings = false }, DType.F16, 1, 16, 4);
+        Assert.That(untied.WeightBytes - tied.WeightBytes, Is.EqualTo(7L * WeightRows.LeadingDimension(12) * 2));
+    }
+
+    [Test]
     public void TotalIsTheSumOfItsParts()
     {
         var p = CudaMemoryPlan.Compute(CudaModelShape.GptJx3B, DType.BF16, 4, 2048, 1024);
@@ -213,35 +227,62 @@ public class PtxTests
     }
 
     /// <summary>
-    /// Parameter kinds of the kernels as the launchers pass them (KernelArgs: Ptr/Long = u64, Int = u32, Float = f32),
-    /// against the PTX .entry parameter lists, which are the truth.
+    /// Parameter kinds of every kernel family as its launcher passes them (KernelArgs: Ptr/Long = u64,
+    /// Int = u32, Float = f32), in the order of the launcher's KernelArgs chain. The PTX .entry parameter
+    /// lists are the truth; every instance of a family (each element type, each head width) is checked,
+    /// and an entry point no family describes fails, so a new kernel cannot go unchecked.
     /// </summary>
-    [TestCase("gemv_bf16_f32", "u64 u32 u32 u32 u64 u32 u32 u64 u32 u64 u32")]
-    [TestCase("gemv_f16_f16", "u64 u32 u32 u32 u64 u32 u32 u64 u32 u64 u32")]
-    [TestCase("convert_t_bf16_bf16", "u64 u64 u32 u64 u64 u64 u64")]
-    [TestCase("convert_f32_bf16", "u64 u64 u32 u64 u64 u64 u32")]
-    [TestCase("attention_decode_bf16_hd80", "u64 u64 u64 u64 u64 u32 u32 u32 u32 f32 u64")]
-    [TestCase("attention_combine_bf16_hd80", "u64 u64 u32 u32 u32 u64")]
-    [TestCase("attention_prefill_f16_hd80", "u64 u64 u64 u64 u64 u32 u32 f32 u64")]
-    [TestCase("kv_append_bf16", "u64 u64 u32 u32 u32 u64 u64")]
-    [TestCase("sample_f32", "u64 u32 u64 u64")]
-    [TestCase("argmax_f32", "u64 u32 u64")]
-    [TestCase("probe_read", "u64 u64 u64")]
-    [TestCase("probe_triad", "u64 u64 u64 f32 u64")]
-    [TestCase("embed_gather_bf16", "u64 u64 u32 u32 f32 u64")]
-    [TestCase("layer_norm_bf16", "u64 u64 u64 u32 f32 u64")]
-    [TestCase("bias_rows_f32", "u64 u64 u32 u32")]
-    [TestCase("scale_f32", "u64 u64 f32")]
-    [TestCase("swiglu_bf16", "u64 u32 u64")]
-    [TestCase("gather_rows_b16", "u64 u64 u32 u64")]
-    public void LaunchArgumentsMatchThePtxSignature(string entry, string kinds)
+    private static readonly (string Pattern, string Kinds)[] LaunchSignatures =
+    [
+        // CudaBackend.Linear: w, ldw, n, k, x, ldx, m, bias, accumulate, y, ldy
+        (@"^gemv_(f16|bf16)_(f32|f16|bf16)$", "u64 u32 u32 u32 u64 u32 u32 u64 u32 u64 u32"),
+        // WeightStreamer.Copy, transposed: src, rows, cols, dst, dst_ld, dst_row0, dst_col0 (long)
+        (@"^convert_t_(f32|f16|bf16)_(f16|bf16)$", "u64 u64 u32 u64 u64 u64 u64"),
+        // WeightStreamer.Copy: src, rows, cols, dst, dst_ld, dst_row0, dst_col0 (int)
+        (@"^convert_(f32|f16|bf16)_(f32|f16|bf16)$", "u64 u64 u32 u64 u64 u64 u32"),
+        // CudaBackend.Attention, decode: qkv, keys, values, descriptors, slopes, heads, max_pos, max_splits, target_splits, scale, partials
+        (@"^attention_decode_(f16|bf16)_hd\d+$", "u64 u64 u64 u64 u64 u32 u32 u32 u32 f32 u64"),
+        // partials, descriptors, heads, max_splits, target_splits, out
+        (@"^attention_combine_(f16|bf16)_hd\d+$", "u64 u64 u32 u32 u32 u64"),
+        // qkv, keys, values, descriptors, slopes, heads, max_pos, scale, out
+        (@"^attention_prefill_(f16|bf16)_hd\d+$", "u64 u64 u64 u64 u64 u32 u32 f32 u64"),
+        (@"^kv_append_(f16|bf16)$", "u64 u64 u32 u32 u32 u64 u64"),
+        (@"^sample_f32$", "u64 u32 u64 u64"),
+        (@"^argmax_f32$", "u64 u32 u64"),
+        // CudaRooflineProbe.MeasureBandwidth: a, n16, sink / a, b, c, s, n4
+        (@"^probe_read$", "u64 u64 u64"),
+        (@"^probe_triad$", "u64 u64 u64 f32 u64"),
+        (@"^embed_gather_(f16|bf16)$", "u64 u64 u32 u32 f32 u64"),
+        (@"^layer_norm_(f32|f16|bf16)$", "u64 u64 u64 u32 f32 u64"),
+        (@"^rms_norm_(f32|f16|bf16)$", "u64 u64 u32 f32 u64"),
+        (@"^bias_rows_(f32|f16|bf16)$", "u64 u64 u32 u32"),
+        (@"^scale_(f32|f16|bf16)$", "u64 u64 f32"),
+        (@"^swiglu_(f32|f16|bf16)$", "u64 u32 u64"),
+        (@"^gather_rows_b(16|32)$", "u64 u64 u32 u64"),
+    ];
+
+    private static string ParameterKinds(string ptx, string entry)
     {
-        var ptx = string.Concat(Modules.Select(PtxResources.Read));
         var at = ptx.IndexOf($".entry {entry}(", StringComparison.Ordinal);
         Assert.That(at, Is.GreaterThanOrEqualTo(0), entry);
         var list = ptx[at..ptx.IndexOf(')', at)];
-        var found = System.Text.RegularExpressions.Regex.Matches(list, @"\.param\s+\.(\w+)").Select(m => m.Groups[1].Value);
-        Assert.That(string.Join(" ", found), Is.EqualTo(kinds), entry);
+        return string.Join(" ", System.Text.RegularExpressions.Regex.Matches(list, @"\.param\s+\.(\w+)").Select(m => m.Groups[1].Value));
+    }
+
+    [Test]
+    public void LaunchArgumentsMatchThePtxSignatureOfEveryEntry()
+    {
+        var ptx = string.Concat(Modules.Select(PtxResources.Read));
+        var entries = Modules.SelectMany(m => PtxResources.EntryPoints(PtxResources.Read(m))).ToArray();
+        Assert.That(entries, Has.Length.GreaterThan(60));
+        foreach (var entry in entries)
+        {
+            var family = LaunchSignatures.FirstOrDefault(f => System.Text.RegularExpressions.Regex.IsMatch(entry, f.Pattern));
+            Assert.That(family.Pattern, Is.Not.Null, $"no launch signature describes the entry point {entry}");
+            Assert.That(ParameterKinds(ptx, entry), Is.EqualTo(family.Kinds), entry);
+        }
+        foreach (var (pattern, _) in LaunchSignatures)
+            Assert.That(entries.Any(e => System.Text.RegularExpressions.Regex.IsMatch(e, pattern)), $"no entry point matches {pattern}");
     }
 
     [Test]
