@@ -2,7 +2,8 @@
 # Builds the folder a GPU host without .NET needs to run the device checks:
 #   bundle/tests/                 GPU tests, framework-dependent, self-running (NUnit on Microsoft.Testing.Platform)
 #   bundle/cli/                   the gptjx CLI, framework-dependent (when src/GptJx.Cli has a project)
-#   bundle/dotnet-runtime.tar.xz  the dotnet host, hostfxr and shared/Microsoft.NETCore.App/<version> of this SDK
+#   bundle/dotnet-runtime.tar.xz  the dotnet host, hostfxr and shared/Microsoft.NETCore.App/<version> and
+#                                 shared/Microsoft.AspNetCore.App/<version> (the CLI's `serve` needs ASP.NET Core)
 #   bundle/run-checks.sh          the script to run there (see run-checks.sh)
 # Usage: tools/device/make-bundle.sh [BUNDLE_DIR]   (default: bundle/ at the repository root; at most 64 MiB)
 set -euo pipefail
@@ -36,7 +37,10 @@ dotnet_root="$(cd "$shared/../.." && pwd)"
 [[ -d "$shared/$version" ]] || { echo "runtime $version not found under $shared" >&2; exit 1; }
 fxr="$(ls -d "$dotnet_root"/host/fxr/* | sort -V | tail -1)"
 echo "packing runtime $version from $dotnet_root"
-tar -C "$dotnet_root" -cf - dotnet "host/fxr/$(basename "$fxr")" "shared/Microsoft.NETCore.App/$version" | xz -T2 -6 > "$out/dotnet-runtime.tar.xz"
+aspnet="$(dotnet --list-runtimes | awk '$1 == "Microsoft.AspNetCore.App" { v = $2 } END { print v }')"
+[[ -n "$aspnet" && -d "$dotnet_root/shared/Microsoft.AspNetCore.App/$aspnet" ]] || { echo "ASP.NET Core runtime not found under $dotnet_root/shared" >&2; exit 1; }
+tar -C "$dotnet_root" -cf - dotnet "host/fxr/$(basename "$fxr")" "shared/Microsoft.NETCore.App/$version" \
+  "shared/Microsoft.AspNetCore.App/$aspnet" | xz -T2 -6 > "$out/dotnet-runtime.tar.xz"
 echo "$version" > "$out/runtime-version.txt"
 cp "$root/tools/device/run-checks.sh" "$out/run-checks.sh"
 

@@ -48,7 +48,7 @@ export LD_LIBRARY_PATH="${libs#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 note "GPU: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)"
 
 step gpu-tests 240 dotnet "$bundle/tests/GptJx.Cuda.Tests.dll" --results-directory "$out/test-results" --no-progress
-grep -E "^(failed|skipped) |total:|failed:|succeeded:|skipped:" "$out/gpu-tests.log" | head -60 >> "$summary"
+grep -E "^failed |total:|failed:|succeeded:|skipped:" "$out/gpu-tests.log" | sort -u | head -60 >> "$summary"
 
 cli=""
 if [[ -d "$bundle/cli" ]]; then
