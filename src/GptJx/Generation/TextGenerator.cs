@@ -33,8 +33,7 @@ public static class TextGenerator
         using var sequence = model.CreateSequence(capacity);
         var sampler = new Sampler(options, config.VocabularySize);
         sampler.Observe(prompt);
-        var decoder = model.Tokenizer.CreateStreamingDecoder();
-        var filter = new StopSequenceFilter(options.StopSequences);
+        var text = new TokenTextStream(model.Tokenizer, options, config.EosTokenId);
         var next = new int[1];
 
         if (options.MaxNewTokens == 0) yield break;
@@ -42,27 +41,11 @@ public static class TextGenerator
         for (int produced = 0; ; produced++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            if (options.StopAtEndOfText && token == config.EosTokenId)
-            {
-                yield return new GeneratedToken(token, filter.Flush() + decoder.Flush(), FinishReason.Stop);
-                yield break;
-            }
-            string text = filter.Push(decoder.Append(token));
-            if (filter.Stopped)
-            {
-                yield return new GeneratedToken(token, text, FinishReason.Stop);
-                yield break;
-            }
             // Prompt and generated tokens together fill at most the context (as Hugging Face's max_length).
             bool full = produced + 1 >= options.MaxNewTokens || sequence.Length + 1 >= sequence.Capacity;
-            if (full)
-            {
-                text += filter.Push(decoder.Flush());
-                if (!filter.Stopped) text += filter.Flush();
-                yield return new GeneratedToken(token, text, filter.Stopped ? FinishReason.Stop : FinishReason.Length);
-                yield break;
-            }
-            yield return new GeneratedToken(token, text, FinishReason.None);
+            var (piece, finish) = text.Accept(token, full);
+            yield return new GeneratedToken(token, piece, finish);
+            if (finish != FinishReason.None) yield break;
             next[0] = token;
             token = sequence.AppendAndSample(next, sampler);
         }

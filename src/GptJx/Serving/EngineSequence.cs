@@ -17,7 +17,7 @@ internal sealed class EngineSequence
     private int _released;
     private volatile bool _cancelledByReader;
 
-    public EngineSequence(long id, int[] prompt, GenerationRequest request, int capacity, TimeSpan? timeout, int vocabularySize, Gpt2Tokenizer tokenizer, CancellationToken userToken)
+    public EngineSequence(long id, int[] prompt, GenerationRequest request, int capacity, TimeSpan? timeout, int vocabularySize, Gpt2Tokenizer tokenizer, int endOfTextId, CancellationToken userToken)
     {
         Id = id;
         Prompt = prompt;
@@ -32,8 +32,7 @@ internal sealed class EngineSequence
         Output = Channel.CreateUnbounded<EngineToken>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         Sampler = new Sampler(Options, vocabularySize);
         Sampler.Observe(prompt);
-        Decoder = tokenizer.CreateStreamingDecoder();
-        Filter = new StopSequenceFilter(Options.StopSequences);
+        Text = new TokenTextStream(tokenizer, Options, endOfTextId);
     }
 
     public long Id { get; }
@@ -64,8 +63,7 @@ internal sealed class EngineSequence
     public bool Decoding;
     public int Pending;
     public readonly Sampler Sampler;
-    public readonly StreamingDecoder Decoder;
-    public readonly StopSequenceFilter Filter;
+    public readonly TokenTextStream Text;
     /// <summary>A copy of the step's raw logits, kept only when log-probabilities are asked for.</summary>
     public float[]? RawLogits;
     public long AdmittedAt;

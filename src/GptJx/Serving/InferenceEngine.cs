@@ -154,7 +154,7 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
         };
         int capacity = Math.Min(_slotPositions, prompt.Length + Math.Max(request.Options.MaxNewTokens, 1));
         var sequence = new EngineSequence(Interlocked.Increment(ref _nextId), prompt, request, capacity, timeout,
-            config.VocabularySize, _model.Tokenizer, cancellationToken);
+            config.VocabularySize, _model.Tokenizer, config.EosTokenId, cancellationToken);
         var stream = new GenerationStream(sequence);
 
         if (request.Options.MaxNewTokens == 0)
@@ -344,7 +344,6 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
     /// <param name="picked">The token the backend picked, or -1 to pick from the host <paramref name="logits"/>.</param>
     private void Sample(EngineSequence s, Span<float> logits, TokenDraw draw, int picked)
     {
-        var config = _model.Config;
         if (s.TopLogprobs is not null)
         {
             s.RawLogits ??= new float[logits.Length];
@@ -356,28 +355,11 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
         s.CompletionTokens++;
         Interlocked.Increment(ref _generatedTokens);
 
-        if (s.Options.StopAtEndOfText && token == config.EosTokenId)
-        {
-            Emit(s, new EngineToken(token, s.Filter.Flush() + s.Decoder.Flush(), FinishReason.Stop, logprobs));
-            return;
-        }
-        string text = s.Filter.Push(s.Decoder.Append(token));
-        if (s.Filter.Stopped)
-        {
-            Emit(s, new EngineToken(token, text, FinishReason.Stop, logprobs));
-            return;
-        }
         // Prompt and generated tokens together fill at most the request's capacity (as Hugging Face's max_length).
         bool full = s.CompletionTokens >= s.Options.MaxNewTokens || s.Cached + 1 >= s.Capacity;
-        if (full)
-        {
-            text += s.Filter.Push(s.Decoder.Flush());
-            if (!s.Filter.Stopped) text += s.Filter.Flush();
-            Emit(s, new EngineToken(token, text, s.Filter.Stopped ? FinishReason.Stop : FinishReason.Length, logprobs));
-            return;
-        }
-        Emit(s, new EngineToken(token, text, FinishReason.None, logprobs));
-        s.Pending = token;
+        var (text, finish) = s.Text.Accept(token, full);
+        Emit(s, new EngineToken(token, text, finish, logprobs));
+        if (finish == FinishReason.None) s.Pending = token;
     }
 
     private void Emit(EngineSequence s, EngineToken token)
