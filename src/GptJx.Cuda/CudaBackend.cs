@@ -244,25 +244,28 @@ public sealed unsafe partial class CudaBackend : IBackend
 
     public void LayerNorm(ITensor input, INorm norm, float epsilon, ITensor output)
     {
-        var n = (CudaNorm)norm;
-        var x = Tensor(input, DType.F32, n.Width, nameof(input));
-        var y = (CudaTensor)output;
-        if (y.Columns != n.Width) throw Shape(nameof(output), y, n.Width);
-        Rows(y, x.Rows, nameof(output));
+        var (n, x, y) = NormOperands(input, norm, output);
         if (x.Rows == 0) return;
         using var scope = _context.Enter();
         _kernels["layer_norm_" + Suffix(y.Type)].Launch(Dim3.Of(x.Rows), new Dim3(256), 0, _stream,
             new KernelArgs().Ptr(x.Pointer).Ptr(n.Gain.Pointer).Ptr(n.Bias?.Pointer ?? 0).Int(n.Width).Float(epsilon).Ptr(y.Pointer));
     }
 
-    /// <summary>RMSNorm (for model variants that use it): y = x * rsqrt(mean(x^2) + eps) * gain; the norm's bias is ignored.</summary>
-    public void RmsNorm(ITensor input, INorm norm, float epsilon, ITensor output)
+    /// <summary>Checks a norm's operands: fp32 input of the norm's width, output of the same width, rows set to the input's.</summary>
+    private (CudaNorm Norm, CudaTensor Input, CudaTensor Output) NormOperands(ITensor input, INorm norm, ITensor output)
     {
         var n = (CudaNorm)norm;
         var x = Tensor(input, DType.F32, n.Width, nameof(input));
         var y = (CudaTensor)output;
         if (y.Columns != n.Width) throw Shape(nameof(output), y, n.Width);
         Rows(y, x.Rows, nameof(output));
+        return (n, x, y);
+    }
+
+    /// <summary>RMSNorm (for model variants that use it): y = x * rsqrt(mean(x^2) + eps) * gain; the norm's bias is ignored.</summary>
+    public void RmsNorm(ITensor input, INorm norm, float epsilon, ITensor output)
+    {
+        var (n, x, y) = NormOperands(input, norm, output);
         if (x.Rows == 0) return;
         using var scope = _context.Enter();
         _kernels["rms_norm_" + Suffix(y.Type)].Launch(Dim3.Of(x.Rows), new Dim3(256), 0, _stream,
