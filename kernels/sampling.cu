@@ -3,7 +3,8 @@
 //
 // Order:   candidates are ranked by logit, highest first; equal logits by index, lowest first.
 //          Every set below is a prefix of that ranking, named by its last element (key, index).
-// argmax:  token[r] = smallest i with logits[r][i] == max_i logits[r][i]   (NaN never wins)
+// argmax:  token[r] = smallest i with logits[r][i] == max_i logits[r][i] over the non-NaN logits
+//          (NaN never wins; 0 when every logit is NaN), as GptJx.Generation.Sampler.ArgMax
 // sample:  per row r with params (temperature T, top_k K, top_p P, uniform u in [0, 1)):
 //            T <= 0            -> argmax
 //            candidates  C = the first min(K, V) of the ranking (all V when K = 0)
@@ -40,7 +41,7 @@ __device__ int block_argmax(const float* __restrict__ x, int n) {
     int idx = 0x7fffffff;
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         const float v = x[i];
-        if (v > best) { best = v; idx = i; }  // increasing i: first occurrence kept
+        if (v > best || (idx == 0x7fffffff && v == v)) { best = v; idx = i; }  // increasing i: first occurrence kept; NaN never taken
     }
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {

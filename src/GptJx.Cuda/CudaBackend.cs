@@ -52,7 +52,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         WeightType = weightType;
         Name = $"cuda:{ordinal} ({device.Name})";
         using var scope = context.Enter();
-        _stream = new CudaStream(context);
+        _stream = new CudaStream(context) { SynchronizeEachLaunch = options.SynchronizeEachLaunch };
         _kernels = new KernelCatalog(context);
         // Raise the dynamic shared memory limit of the prefill kernels now (not during a capture),
         // for the head widths whose tiles fit this device's per-block opt-in maximum.
@@ -87,91 +87,40 @@ public sealed unsafe partial class CudaBackend : IBackend
         _tokensHost = new PinnedBuffer(context, options.MaxRows * 4L);
     }
 
-    // ---- creation and probing --------------------------------------------
-
-    /// <summary>
-    /// Whether a usable CUDA driver, device and cuBLAS exist. On success <paramref name="reason"/>
-    /// describes device 0; on failure it is one line saying what is missing. Never throws.
-    /// </summary>
-    public static bool Probe(out string reason)
-    {
-        try
-        {
-            if (!NativeLibraries.TryLoad(CudaDriver.Library, out _, out var driverError)) { reason = driverError!; return false; }
-            var status = CudaDriver.cuInit(0);
-            if (status != 0)
-            {
-                var (name, text) = CudaCheck.DescribeDriver(status);
-                reason = status == 100 ? $"no CUDA device ({name}: {text})" : $"cuInit failed: {name} ({status}): {text}";
-                return false;
-            }
-            CudaCheck.Driver(CudaDriver.cuDeviceGetCount(out var count));
-            if (count == 0) { reason = "no CUDA device"; return false; }
-            if (!NativeLibraries.TryLoad(CuBlas.Library, out _, out var blasError)) { reason = blasError!; return false; }
-            var info = QueryDevice(0);
-            if (info.Major < 8)
-            {
-                reason = $"{info.Name} has compute capability {info.Major}.{info.Minor}; the CUDA backend needs 8.0 or later (A100 and newer)";
-                return false;
-            }
-            reason = info.ToString();
-            return true;
-        }
-        catch (Exception e)
-        {
-            reason = e.Message.Split('\n')[0];
-            return false;
-        }
-    }
-
-    /// <summary>Device count after cuInit; throws a <see cref="CudaException"/> if the driver fails.</summary>
-    public static int DeviceCount()
-    {
-        CudaCheck.Driver(CudaDriver.cuInit(0));
-        CudaCheck.Driver(CudaDriver.cuDeviceGetCount(out var count));
-        return count;
-    }
-
-    /// <summary>Name, compute capability, driver version and memory of one device.</summary>
-    public static CudaDeviceInfo QueryDevice(int ordinal)
-    {
-        CudaCheck.Driver(CudaDriver.cuInit(0));
-        CudaCheck.Driver(CudaDriver.cuDeviceGetCount(out var count));
-        if (ordinal < 0 || ordinal >= count)
-            throw new ArgumentOutOfRangeException(nameof(ordinal), ordinal, $"there are {count} CUDA devices");
-        CudaCheck.Driver(CudaDriver.cuDeviceGet(out var device, ordinal));
-        var nameBytes = new byte[256];
-        fixed (byte* p = nameBytes) CudaCheck.Driver(CudaDriver.cuDeviceGetName(p, nameBytes.Length, device));
-        var name = System.Text.Encoding.ASCII.GetString(nameBytes).TrimEnd('\0');
-        CudaCheck.Driver(CudaDriver.cuDeviceGetAttribute(out var major, CudaDriver.AttrComputeCapabilityMajor, device));
-        CudaCheck.Driver(CudaDriver.cuDeviceGetAttribute(out var minor, CudaDriver.AttrComputeCapabilityMinor, device));
-        CudaCheck.Driver(CudaDriver.cuDeviceGetAttribute(out var sms, CudaDriver.AttrMultiprocessorCount, device));
-        CudaCheck.Driver(CudaDriver.cuDriverGetVersion(out var driver));
-        using var context = PrimaryContextHandle.Retain(device);
-        using var scope = context.Enter();
-        CudaCheck.Driver(CudaDriver.cuMemGetInfo(out var free, out var total));
-        return new CudaDeviceInfo(ordinal, name, major, minor, driver, (long)total, (long)free, sms);
-    }
+    // ---- creation -------------------------------------------------------------
 
     /// <summary>
     /// Creates a backend on device <paramref name="deviceOrdinal"/> keeping weights (and the KV cache)
     /// in <paramref name="weightType"/> (fp16 or bf16). When <paramref name="plan"/> is given, it is
-    /// checked against the device's free memory before anything large is allocated.
+    /// checked against the device's free memory before anything large is allocated. The device's
+    /// primary context is retained once, here, and released when the backend is disposed.
     /// </summary>
     public static CudaBackend Create(int deviceOrdinal, DType weightType, CudaBackendOptions? options = null, CudaMemoryPlan? plan = null)
     {
         if (weightType == DType.F32)
             throw new ArgumentException("the CUDA backend keeps weights in fp16 or bf16, not fp32", nameof(weightType));
         options ??= new CudaBackendOptions();
-        if (!Probe(out var reason)) throw new InvalidOperationException($"CUDA is not available: {reason}");
-        var info = QueryDevice(deviceOrdinal);
+        var probe = CudaDevice.Probe();
+        if (!probe.IsAvailable) throw new InvalidOperationException($"CUDA is not available: {probe.Reason}");
+        var info = CudaDevice.Describe(deviceOrdinal);
         if (info.Major < 8)
             throw new NotSupportedException($"{info.Name} has compute capability {info.Major}.{info.Minor}; the CUDA backend needs 8.0 or later");
-        plan?.EnsureFits(info.FreeBytes, info.TotalBytes, $"cuda:{deviceOrdinal} ({info.Name})");
-        CudaCheck.Driver(CudaDriver.cuDeviceGet(out var device, deviceOrdinal));
-        var context = PrimaryContextHandle.Retain(device);
-        try { return new CudaBackend(deviceOrdinal, weightType, options, context, info); }
-        catch { context.Dispose(); throw; }
+        var context = PrimaryContextHandle.Retain(CudaDevice.Handle(deviceOrdinal));
+        try
+        {
+            using (context.Enter())
+            {
+                CudaCheck.Driver(CudaDriver.cuMemGetInfo(out var free, out var total));
+                info = info with { FreeBytes = (long)free, TotalBytes = (long)total };
+            }
+            plan?.EnsureFits(info.FreeBytes, info.TotalBytes, $"cuda:{deviceOrdinal} ({info.Name})");
+            return new CudaBackend(deviceOrdinal, weightType, options, context, info);
+        }
+        catch
+        {
+            context.Dispose();
+            throw;
+        }
     }
 
     // ---- identity ------------------------------------------------------------
@@ -312,6 +261,8 @@ public sealed unsafe partial class CudaBackend : IBackend
         CudaCheck.Blas(CuBlas.cublasGemmEx(_blas.DangerousGetHandle(), g.TransA, g.TransB, g.M, g.N, g.K,
             &alpha, weight, BlasType(weightType), g.Lda, x, BlasType(xType), g.Ldb,
             &beta, y, BlasType(yType), g.Ldc, CuBlas.Compute32F, CuBlas.GemmDefault));
+        if (_stream.SynchronizeEachLaunch && _stream.SynchronizeUnlessCapturing() is var status and not 0)
+            throw CudaCheck.DriverError("cublasGemmEx", status, $"GEMM {g.M} x {g.N} x {g.K} (lda {g.Lda}, ldb {g.Ldb}, ldc {g.Ldc})");
     }
 
     public void Attention(ITensor qkv, IKvCache cache, int layer, AttentionBatch batch, float[] slopes, float scoreScale, ITensor output)
@@ -344,6 +295,7 @@ public sealed unsafe partial class CudaBackend : IBackend
             if (_capture.CacheMaxPositions > 0 && (_capture.CacheSlots != c.Slots || _capture.CacheMaxPositions != c.MaxPositions))
                 throw new InvalidOperationException("one captured step must use one KV cache");
             (_capture.CacheSlots, _capture.CacheMaxPositions) = (c.Slots, c.MaxPositions);
+            _capture.BatchRows = batch.TotalRows;
         }
         using var scope = _context.Enter();
         UploadDescriptors(seqs);

@@ -25,6 +25,12 @@ public sealed record CudaBackendOptions
     public long WorkspaceBytes { get; init; } = CudaMemoryPlan.DefaultWorkspaceBytes;
     /// <summary>Pinned bytes for the host-to-device inputs of one captured graph (ids, descriptors, rows).</summary>
     public long GraphInputBytes { get; init; } = 1 << 20;
+    /// <summary>
+    /// Wait for the device after every kernel and GEMM (outside graph captures), so a fault is reported
+    /// by the launch that caused it, naming the kernel, instead of by a later synchronization.
+    /// Slow; for debugging. Default: the environment variable GPTJX_CUDA_SYNC=1.
+    /// </summary>
+    public bool SynchronizeEachLaunch { get; init; } = Environment.GetEnvironmentVariable("GPTJX_CUDA_SYNC") == "1";
 }
 
 /// <summary>Bytes copied from the checkpoint to the device and the wall time it took.</summary>

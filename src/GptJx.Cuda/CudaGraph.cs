@@ -31,6 +31,8 @@ internal sealed unsafe class GraphCapture : IDisposable
     /// a replay's batch is checked against them, since the kernels trust the descriptors.</summary>
     public int CacheSlots { get; set; }
     public int CacheMaxPositions { get; set; }
+    /// <summary>Token rows of the captured attention batch (0 when no attention ran).</summary>
+    public int BatchRows { get; set; }
 
     public byte* Reserve(GraphInputKind kind, long bytes, int count)
     {
@@ -53,8 +55,11 @@ internal sealed unsafe class GraphCapture : IDisposable
 /// </summary>
 public sealed class CudaGraph : IDisposable
 {
-    internal CudaGraph(GraphHandle graph, GraphExecHandle exec, GraphCapture inputs, CudaEvent done, int sequences, int rows)
+    private readonly PrimaryContextHandle _context;
+
+    internal CudaGraph(PrimaryContextHandle context, GraphHandle graph, GraphExecHandle exec, GraphCapture inputs, CudaEvent done, int sequences, int rows)
     {
+        _context = context;
         Graph = graph;
         Exec = exec;
         Inputs = inputs;
@@ -75,7 +80,7 @@ public sealed class CudaGraph : IDisposable
 
     public void Dispose()
     {
-        Done.Synchronize();
+        using (_context.Enter()) Done.Synchronize();  // the last replay has finished with the graph and its inputs
         Exec.Dispose();
         Graph.Dispose();
         Inputs.Dispose();
@@ -132,7 +137,7 @@ public sealed unsafe partial class CudaBackend
         }
         var rows = capture.Inputs.Where(i => i.Kind == GraphInputKind.Ids).Select(i => i.Count).FirstOrDefault();
         var seqs = capture.Inputs.Where(i => i.Kind == GraphInputKind.Descriptors).Select(i => i.Count).FirstOrDefault();
-        return new CudaGraph(graph, exec, capture, new CudaEvent(_context), seqs, rows);
+        return new CudaGraph(_context, graph, exec, capture, new CudaEvent(_context), seqs, rows);
     }
 
     /// <summary>Abandons a capture (after an exception in the captured ops); the stream is usable again.</summary>
@@ -163,9 +168,12 @@ public sealed unsafe partial class CudaBackend
         using var scope = _context.Enter();
         graph.Done.Synchronize();  // the previous replay has read its inputs
         var seqs = batch.Active;
-        CheckReplayBatch(seqs, ids.Length, graph.Inputs.CacheSlots, graph.Inputs.CacheMaxPositions);
+        // The step's rows: the ids when the graph reads ids, else those of the captured attention batch.
+        var rows = graph.Rows > 0 ? ids.Length : graph.Inputs.BatchRows;
+        if (graph.Sequences > 0) CheckReplayBatch(seqs, rows, graph.Inputs.CacheSlots, graph.Inputs.CacheMaxPositions);
+        else if (seqs.Length > 0) throw new ArgumentException("the graph was captured without attention; replay it with an empty batch", nameof(batch));
         foreach (var r in gatherRows)
-            if ((uint)r >= (uint)ids.Length) throw new ArgumentOutOfRangeException(nameof(gatherRows), r, $"row outside the step's {ids.Length} rows");
+            if ((uint)r >= (uint)rows) throw new ArgumentOutOfRangeException(nameof(gatherRows), r, $"row outside the step's {rows} rows");
         Span<SequenceDescriptor> descriptors = stackalloc SequenceDescriptor[seqs.Length];
         EncodeDescriptors(seqs, descriptors);
         foreach (var (kind, offset, count) in graph.Inputs.Inputs)

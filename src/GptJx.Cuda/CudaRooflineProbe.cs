@@ -23,8 +23,8 @@ public sealed partial class CudaBackend : IRooflineProbeSource
 /// <item>copy: cuMemcpyDtoDAsync of one buffer into another, counting read + write bytes (STREAM copy);</item>
 /// <item>triad: a = b + s c in a kernel, three buffers' bytes (the roofline figure, as on the CPU);</item>
 /// <item>read: a kernel that only reads one buffer (what decode does with the weights);</item>
-/// <item>peak: cuBLAS GEMM on square 8192 x 8192 x 8192 operands in the weight type, fp32 accumulation;</item>
-/// <item>GEMM: the engine's own product at a prefill shape (2048 rows through GPT-JX's fused c_fc | c_fc2, 2560 x 13652).</item>
+/// <item>peak: cuBLAS GEMM on square operands (up to 8192^3, as large as fits in a tenth of a second) in the weight type, fp32 accumulation;</item>
+/// <item>GEMM: the engine's own product at a prefill shape (up to 2048 rows through GPT-JX's fused c_fc | c_fc2, 2560 x 13652).</item>
 /// </list>
 /// Buffers are 1 GiB each (less when the device has less free), far beyond any L2 cache.
 /// Nothing may be captured while a probe runs.
@@ -122,12 +122,25 @@ public sealed unsafe class CudaRooflineProbe : IRooflineProbe
         repeats = Math.Max(1, repeats);
         using var scope = _backend.Context.Enter();
         var type = _backend.WeightType;
-        var peak = MeasureGemm(repeats, 8192, 8192, 8192, type);
-        const int rows = 2048, k = 2560, n = 2 * 6826;
+        // Problems sized to the device: the largest that take about a tenth of a second at most
+        // (8192^3 and 2048 rows on a data-centre GPU; less on a slow or an emulated device).
+        var size = 1024;
+        var ms = MeasureGemm(1, size, size, size, type);
+        while (size < 8192 && ms * 8 <= GemmBudgetMs)
+        {
+            size *= 2;
+            ms = MeasureGemm(1, size, size, size, type);
+        }
+        var peak = GemmGflops(size, size, size, MeasureGemm(repeats, size, size, size, type));
+        const int k = 2560, n = 2 * 6826;
+        var rows = 2048;
+        while (rows > 16 && 2.0 * rows * k * n / (peak * 1e6) > GemmBudgetMs) rows /= 4;
         var engine = MeasureGemm(repeats, rows, k, n, type);  // [u | g] is written in the weight type, as the engine does
-        return new ComputeCeiling(GemmGflops(8192, 8192, 8192, peak), GemmGflops(rows, k, n, engine),
-            $"{rows} x {k} x {n}", $"{type.Name()} (fp32 accumulation)", _backend.Device.Multiprocessors);
+        return new ComputeCeiling(peak, GemmGflops(rows, k, n, engine), $"{rows} x {k} x {n}",
+            $"{type.Name()} (fp32 accumulation, peak at {size}^3)", _backend.Device.Multiprocessors);
     }
+
+    private const double GemmBudgetMs = 100;
 
     /// <summary>Best milliseconds of y[m, n] = x[m, k] W^T with W [n, k] in the weight type, y in <paramref name="outputType"/>.</summary>
     private double MeasureGemm(int repeats, int m, int k, int n, DType outputType)

@@ -63,6 +63,17 @@ internal sealed class CudaStream : IDisposable
 
     public IntPtr Handle => _handle.DangerousGetHandle();
     public void Synchronize() => CudaCheck.Driver(CudaDriver.cuStreamSynchronize(Handle));
+
+    /// <summary>Whether every launch on this stream waits for the device (outside captures), so a kernel that fails is named at once.</summary>
+    public bool SynchronizeEachLaunch { get; init; }
+
+    /// <summary>Waits for the stream unless it is being captured into a graph; returns the driver status.</summary>
+    public int SynchronizeUnlessCapturing()
+    {
+        var status = CudaDriver.cuStreamIsCapturing(Handle, out var capturing);
+        return status != 0 ? status : capturing != 0 ? 0 : CudaDriver.cuStreamSynchronize(Handle);
+    }
+
     public void Dispose() => _handle.Dispose();
 }
 

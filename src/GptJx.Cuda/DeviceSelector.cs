@@ -24,8 +24,9 @@ public static class DeviceSelector
         if (name == "cpu") return new CpuBackend(weightType);
         if (name == "auto")
         {
-            if (CudaBackend.Probe(out var reason)) return CreateCuda(0, weightType, config, maxRows, slots, context);
-            note?.Invoke($"CUDA not available ({reason}); running on the CPU");
+            var probe = CudaDevice.Probe();
+            if (probe.IsAvailable) return CreateCuda(0, weightType, config, maxRows, slots, context);
+            note?.Invoke($"CUDA not available ({probe.Reason}); running on the CPU");
             return new CpuBackend(weightType);
         }
         if (name == "cuda" || name.StartsWith("cuda:", StringComparison.Ordinal))
@@ -33,7 +34,8 @@ public static class DeviceSelector
             int ordinal = 0;
             if (name.Length > 4 && (!int.TryParse(name[5..], out ordinal) || ordinal < 0))
                 throw new ArgumentException($"--device '{device}': expected cuda:N with N a device number", nameof(device));
-            if (!CudaBackend.Probe(out var reason)) throw new InvalidOperationException($"--device {device}: CUDA is not available: {reason}");
+            var probe = CudaDevice.Probe();
+            if (!probe.IsAvailable) throw new InvalidOperationException($"--device {device}: CUDA is not available: {probe.Reason}");
             return CreateCuda(ordinal, weightType, config, maxRows, slots, context);
         }
         throw new ArgumentException($"--device '{device}' is not one of auto, cpu, cuda, cuda:N", nameof(device));

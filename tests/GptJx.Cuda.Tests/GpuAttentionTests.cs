@@ -123,6 +123,12 @@ public class GpuAttentionTests(DType type) : GpuTest(type)
         b.Clear(); b.Add(0, 300, 1); b.Add(1, 17, 1);
         Backend.Attention(qkvT, cache, 0, b, slopes, 0.1f, output);  // eager warm-up at positions 300 / 17
         var eager = Read(output);
+        foreach (var s in b.Active)  // it appended these rows' keys and values at 300 / 17
+            for (var h = 0; h < Heads; h++)
+            {
+                Array.Copy(qkv, s.FirstRow * 3 * d + d + h * hd, host.K[s.Slot][h], s.StartPosition * hd, hd);
+                Array.Copy(qkv, s.FirstRow * 3 * d + 2 * d + h * hd, host.V[s.Slot][h], s.StartPosition * hd, hd);
+            }
 
         Backend.BeginCapture();
         Backend.Attention(qkvT, cache, 0, b, slopes, 0.1f, output);

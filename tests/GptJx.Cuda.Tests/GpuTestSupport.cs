@@ -6,7 +6,7 @@ using GptJx.Tensors;
 
 namespace GptJx.Cuda.Tests;
 
-/// <summary>Base of the GPU tests: skips (with the reason) where no usable CUDA device exists.</summary>
+/// <summary>Base of the GPU tests: a backend per test on the device <see cref="TestDevice"/> chose (skipped only where there is none).</summary>
 public abstract class GpuTest
 {
     protected GpuTest(DType type) => Type = type;
@@ -21,7 +21,7 @@ public abstract class GpuTest
     [SetUp]
     public void CreateBackend()
     {
-        if (!CudaBackend.Probe(out var reason)) Assert.Ignore($"no CUDA device: {reason}");
+        TestDevice.Require();
         Backend = CudaBackend.Create(0, Type, Options);
         Rng = new Random(1234);
     }

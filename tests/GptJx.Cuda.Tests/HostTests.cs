@@ -120,10 +120,12 @@ public class NativeLibraryTests
     [Test]
     public void ProbeNeverThrowsAndGivesOneLine()
     {
-        var ok = CudaBackend.Probe(out var reason);
-        Assert.That(reason, Is.Not.Empty);
-        Assert.That(reason, Does.Not.Contain("\n"));
-        TestContext.Out.WriteLine($"Probe: {ok}: {reason}");
+        var probe = CudaDevice.Probe();
+        TestContext.Out.WriteLine($"Probe: {probe.Status}: {probe.Reason}");
+        Assert.That(probe.Reason, Is.Not.Empty.And.Not.Contain("\n"));
+        if (probe.IsAvailable) Assert.That(probe.Reason, Does.StartWith("cuda:0 ").And.Contain("compute capability"));
+        else Assert.That(probe.IsAbsent || Environment.GetEnvironmentVariable(TestDevice.RequireVariable) != "1", Is.True,
+            $"a GPU is required here, but the probe says {probe.Status}: {probe.Reason}");
     }
 }
 

@@ -31,7 +31,7 @@ public sealed class CudaException : Exception
 /// The one place where native statuses are checked. <c>CudaCheck.Driver(CudaDriver.cuMemAlloc(out p, n))</c>
 /// names the call from the expression text, so call sites stay one line.
 /// </summary>
-internal static class CudaCheck
+internal static unsafe class CudaCheck
 {
     public static void Driver(int status, [CallerArgumentExpression(nameof(status))] string expression = "")
     {
@@ -46,7 +46,20 @@ internal static class CudaCheck
     public static CudaException DriverError(string call, int status, string? detail = null)
     {
         var (name, text) = DescribeDriver(status);
-        return new CudaException("CUDA driver", call, status, name, text, detail);
+        return new CudaException("CUDA driver", call, status, name, text + DriverDetail(), detail);
+    }
+
+    /// <summary>
+    /// What the driver can say beyond the status, as " (...)", or "". The emulated device
+    /// (tools/cuda-emulator) exports gptjx_emu_error_detail, which names the kernel, the address
+    /// and the thread of a failed launch; real drivers have no such export.
+    /// </summary>
+    public static string DriverDetail()
+    {
+        if (!NativeLibraries.TryLoad(CudaDriver.Library, out var library, out _)) return "";
+        if (!NativeLibrary.TryGetExport(library, "gptjx_emu_error_detail", out var export)) return "";
+        var detail = Marshal.PtrToStringUTF8(((delegate* unmanaged<IntPtr>)export)());
+        return string.IsNullOrEmpty(detail) ? "" : $" ({detail})";
     }
 
     public static CudaException BlasError(string call, int status) =>

@@ -68,6 +68,7 @@ internal static unsafe partial class CudaDriver
     [LibraryImport(Library)] public static partial int cuStreamCreate(out IntPtr stream, uint flags);
     [LibraryImport(Library, EntryPoint = "cuStreamDestroy_v2")] public static partial int cuStreamDestroy(IntPtr stream);
     [LibraryImport(Library)] public static partial int cuStreamSynchronize(IntPtr stream);
+    [LibraryImport(Library)] public static partial int cuStreamIsCapturing(IntPtr stream, out int status);
     [LibraryImport(Library)] public static partial int cuEventCreate(out IntPtr evt, uint flags);
     [LibraryImport(Library, EntryPoint = "cuEventDestroy_v2")] public static partial int cuEventDestroy(IntPtr evt);
     [LibraryImport(Library)] public static partial int cuEventRecord(IntPtr evt, IntPtr stream);

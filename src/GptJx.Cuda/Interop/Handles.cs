@@ -42,22 +42,25 @@ internal readonly struct ContextScope : IDisposable
 
 /// <summary>
 /// A handle that belongs to a context: holds a reference on the context handle (so the
-/// context outlives it) and makes the context current while releasing.
+/// context outlives it) and makes the context current while releasing. The reference is
+/// taken when the native object exists (<see cref="Set"/>), so a creation that fails leaves
+/// the context's count as it was.
 /// </summary>
 internal abstract class ContextBoundHandle : SafeHandle
 {
     private readonly PrimaryContextHandle _context;
 
-    protected ContextBoundHandle(PrimaryContextHandle context) : base(IntPtr.Zero, true)
-    {
-        _context = context;
-        var added = false;
-        context.DangerousAddRef(ref added);
-    }
+    protected ContextBoundHandle(PrimaryContextHandle context) : base(IntPtr.Zero, true) => _context = context;
 
     public override bool IsInvalid => handle == IntPtr.Zero;
 
-    public void Set(IntPtr value) => SetHandle(value);
+    public void Set(IntPtr value)
+    {
+        if (value == IntPtr.Zero) return;
+        var added = false;
+        _context.DangerousAddRef(ref added);
+        SetHandle(value);
+    }
 
     protected sealed override bool ReleaseHandle()
     {

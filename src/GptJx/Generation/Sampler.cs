@@ -71,13 +71,16 @@ public sealed class Sampler
             if (_seen[i]) logits[i] = logits[i] > 0 ? logits[i] / penalty : logits[i] * penalty;
     }
 
-    /// <summary>Index of the largest logit; the lowest index wins ties (as torch.argmax).</summary>
+    /// <summary>
+    /// Index of the largest logit; the lowest index wins ties. NaN never wins (0 when every logit is
+    /// NaN), as on the device, so the host and a backend pick the same token from the same logits.
+    /// </summary>
     public static int ArgMax(ReadOnlySpan<float> logits)
     {
-        int best = 0;
-        for (int i = 1; i < logits.Length; i++)
-            if (logits[i] > logits[best]) best = i;
-        return best;
+        int best = -1;
+        for (int i = 0; i < logits.Length; i++)
+            if (!float.IsNaN(logits[i]) && (best < 0 || logits[i] > logits[best])) best = i;
+        return Math.Max(best, 0);
     }
 
     private int Sample(Span<float> logits, float uniform)

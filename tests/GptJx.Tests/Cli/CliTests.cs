@@ -116,7 +116,9 @@ public class CliDeviceTests
     [Test]
     public void CudaWithoutADeviceIsOneClearLineAndAutoFallsBack()
     {
-        if (GptJx.Cuda.CudaBackend.Probe(out var reason)) Assert.Ignore($"a CUDA device is present ({reason}); the GPU tests cover it");
+        var probe = GptJx.Cuda.CudaDevice.Probe();
+        if (probe.IsAvailable) Assert.Ignore($"a CUDA device is present ({probe.Reason}); the GPU tests cover it");
+        var reason = probe.Reason;
         var cuda = CliRunner.Run("logits", "--model", TestPaths.Golden("tiny-f32"), "--device", "cuda", "--ids", "1,2");
         Assert.That(cuda.ExitCode, Is.EqualTo(1));
         Assert.That(cuda.Stderr.TrimEnd('\n').Split('\n'), Has.Length.EqualTo(1));
