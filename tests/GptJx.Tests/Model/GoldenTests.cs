@@ -15,7 +15,9 @@ public class GoldenTests
 
     public static IEnumerable<string> CacheableFixtures() => Fixtures().Where(f => f != "tiny-alibi-train-len");
 
-    private const double RelativeTolerance = 1e-4;
+    // The observed error is at most 1.2e-6 of max|logit| (a different summation order in fp32);
+    // 1e-5 leaves room for that and still fails a 10% change of layer_norm_epsilon.
+    private const double RelativeTolerance = 1e-5;
 
     internal sealed record Golden(int[] InputIds, float[][] Logits, int[]? GreedyPrompt, int[]? GreedyContinuation, int[]? ShortInputIds, float[][]? ShortLogits);
 
