@@ -1,20 +1,11 @@
 using GptJx.Generation;
+using static GptJx.Tests.Generation.Expectations;
 
 namespace GptJx.Tests.Generation;
 
 public class PerplexityTests
 {
     private const string Text = "The cat sat on the mat. The dog sat on the log.";
-
-    /// <summary>-ln softmax(logits)[target] by log-sum-exp in double: the test's own, not the code's.</summary>
-    internal static double NegativeLogSoftmax(ReadOnlySpan<float> logits, int target)
-    {
-        double max = double.NegativeInfinity;
-        foreach (float l in logits) max = Math.Max(max, l);
-        double sum = 0;
-        foreach (float l in logits) sum += Math.Exp(l - max);
-        return max + Math.Log(sum) - logits[target];
-    }
 
     /// <summary>
     /// Mean NLL of <paramref name="ids"/> scored in windows of <paramref name="window"/> ids of [bos] + ids
