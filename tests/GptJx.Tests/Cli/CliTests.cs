@@ -135,4 +135,25 @@ public class CliDeviceTests
         Assert.That(r.ExitCode, Is.Zero, r.Stderr);
         Assert.That(r.Stdout, Does.Contain("layer 2").And.Contain("greedy tokens identical: 4/4").And.EndWith("PASS\n"));
     }
+
+    [Test]
+    public void VerifyFailsABackendThatIsSlightlyWrong()
+    {
+        string dir = TestPaths.Golden("tiny-heads6");
+        const string text = "1+2=3;4*5=6!7/8?9:0"; // 19 single-byte tokens, all inside the fixture's vocabulary of 384
+        using var reference = GptJxModel.Load(dir, new GptJx.Backends.Cpu.CpuBackend());
+        using var faulty = GptJxModel.Load(dir, new PerturbedBackend(error: 1e-3f));
+        var output = new StringWriter();
+        int exitCode = GptJx.Cli.Commands.VerifyCommand.Run(faulty, reference, text, greedyTokens: 4, output);
+        TestContext.Out.Write(output);
+        var lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(exitCode, Is.EqualTo(1), output.ToString());
+        Assert.That(lines[0], Does.Contain(": 19 tokens, weights fp32, tolerance 0.0001"));
+        Assert.That(lines, Has.Some.Match(@"^layer 0 +\S+ +\S+  FAIL$"), "the first layer's residual stream is already off");
+        Assert.That(lines, Has.Some.Match(@"^logits +\S+ +\S+  FAIL$"));
+        Assert.That(lines[^1], Is.EqualTo("FAIL"));
+
+        using var exact = GptJxModel.Load(dir, new PerturbedBackend(error: 0f));
+        Assert.That(GptJx.Cli.Commands.VerifyCommand.Run(exact, reference, text, 4, TextWriter.Null), Is.Zero, "the same backend without the fault passes");
+    }
 }
