@@ -8,7 +8,7 @@ public class CliTests
     [Test]
     public void LogitsPrintsTheReferenceLogitsAsJson()
     {
-        var golden = GoldenTests.Read("tiny-heads6");
+        var golden = GoldenFixtures.Read("tiny-heads6");
         var r = CliRunner.Run("logits", "--model", TestPaths.Golden("tiny-heads6"), "--device", "cpu", "--ids", string.Join(',', golden.InputIds));
         Assert.That(r.ExitCode, Is.Zero, r.Stderr);
         using var doc = JsonDocument.Parse(r.Stdout);
@@ -21,7 +21,7 @@ public class CliTests
     [Test]
     public void LogitsForAllPositionsAreTheReferenceRows()
     {
-        var golden = GoldenTests.Read("tiny-bin");
+        var golden = GoldenFixtures.Read("tiny-bin");
         var r = CliRunner.Run("logits", "--model", TestPaths.Golden("tiny-bin"), "--device", "cpu", "--ids", string.Join(',', golden.InputIds), "--all-positions");
         Assert.That(r.ExitCode, Is.Zero, r.Stderr);
         using var doc = JsonDocument.Parse(r.Stdout);
