@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using GptJx.Server;
 using GptJx.Serving;
 using static GptJxServerTests.ServerFixture;
 
@@ -15,41 +16,51 @@ public class TimeoutAndShutdownTests
 
     private static JsonElement Error(string body) => JsonDocument.Parse(body).RootElement.GetProperty("error").Clone();
 
-    /// <summary>An engine whose steps take at least 20 ms, so a 200-token request runs for seconds.</summary>
-    private static InferenceEngine SlowEngine(TimeSpan? timeout = null)
+    /// <summary>A server on an engine whose steps take at least 20 ms, so a 200-token request runs for seconds.</summary>
+    private sealed class SlowServer : IAsyncDisposable
     {
-        var engine = new InferenceEngine(Engine.Model, new EngineOptions { MaxBatchSize = 2, RequestTimeout = timeout });
-        engine.StepCompleted += _ => Thread.Sleep(20);
-        return engine;
+        private GptJxServer _server = null!;
+
+        public InferenceEngine Engine { get; private init; } = null!;
+        public HttpClient Http { get; private set; } = null!;
+
+        public static async Task<SlowServer> Start(TimeSpan? timeout = null)
+        {
+            var engine = new InferenceEngine(ServerFixture.Engine.Model, new EngineOptions { MaxBatchSize = 2, RequestTimeout = timeout });
+            engine.StepCompleted += _ => Thread.Sleep(20);
+            var slow = new SlowServer { Engine = engine };
+            (slow._server, var uri) = await StartServer(engine);
+            slow.Http = new HttpClient { BaseAddress = uri };
+            return slow;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            Http.Dispose();
+            await _server.DisposeAsync();
+            Engine.Dispose();
+        }
     }
 
     [Test]
     public async Task ARequestPastTheTimeoutIsA504()
     {
-        using var engine = SlowEngine(TimeSpan.FromMilliseconds(200));
-        var (server, uri) = await StartServer(engine);
-        await using var stopServer = server;
-        using var http = new HttpClient { BaseAddress = uri };
-
-        using var response = await http.PostAsync("v1/completions", Json(LongCompletion));
+        await using var slow = await SlowServer.Start(TimeSpan.FromMilliseconds(200));
+        using var response = await slow.Http.PostAsync("v1/completions", Json(LongCompletion));
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.GatewayTimeout));
         var error = Error(await response.Content.ReadAsStringAsync());
         Assert.That(error.GetProperty("type").GetString(), Is.EqualTo("timeout_error"));
         Assert.That(error.GetProperty("code").GetString(), Is.EqualTo("timeout"));
         Assert.That(error.GetProperty("message").GetString(), Does.Contain("timeout of 0.2 s"));
-        Assert.That(await http.GetStringAsync("metrics"), Does.Contain("gptjx_requests_total{endpoint=\"/v1/completions\",status=\"504\"} 1"));
-        await WaitUntil(() => engine.ActiveSequences == 0, "the timed-out request's slot is freed");
+        Assert.That(await slow.Http.GetStringAsync("metrics"), Does.Contain("gptjx_requests_total{endpoint=\"/v1/completions\",status=\"504\"} 1"));
+        await WaitUntil(() => slow.Engine.ActiveSequences == 0, "the timed-out request's slot is freed");
     }
 
     [Test]
     public async Task AStreamPastTheTimeoutEndsWithAnErrorEventThenDone()
     {
-        using var engine = SlowEngine(TimeSpan.FromMilliseconds(200));
-        var (server, uri) = await StartServer(engine);
-        await using var stopServer = server;
-        using var http = new HttpClient { BaseAddress = uri };
-
-        using var response = await http.PostAsync("v1/chat/completions",
+        await using var slow = await SlowServer.Start(TimeSpan.FromMilliseconds(200));
+        using var response = await slow.Http.PostAsync("v1/chat/completions",
             Json("{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a long story\"}],\"max_tokens\":200,\"temperature\":0,\"stream\":true}"));
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), "the stream had started");
         var events = (await response.Content.ReadAsStringAsync()).Split("\n\n", StringSplitOptions.RemoveEmptyEntries).Select(e => e["data: ".Length..]).ToList();
@@ -63,16 +74,12 @@ public class TimeoutAndShutdownTests
     [Test]
     public async Task AfterTheEngineStopsRequestsGetA503()
     {
-        var engine = SlowEngine();
-        var (server, uri) = await StartServer(engine);
-        await using var stopServer = server;
-        using var http = new HttpClient { BaseAddress = uri };
-
+        await using var slow = await SlowServer.Start();
         // One request is generating when the engine stops, the other arrives after.
-        var running = http.PostAsync("v1/completions", Json(LongCompletion));
-        await WaitUntil(() => engine.ActiveSequences == 1, "the first request is generating");
-        engine.Dispose();
-        using var late = await http.PostAsync("v1/completions", Json(LongCompletion));
+        var running = slow.Http.PostAsync("v1/completions", Json(LongCompletion));
+        await WaitUntil(() => slow.Engine.ActiveSequences == 1, "the first request is generating");
+        slow.Engine.Dispose();
+        using var late = await slow.Http.PostAsync("v1/completions", Json(LongCompletion));
         using var cut = await running;
 
         foreach (var response in new[] { cut, late })
