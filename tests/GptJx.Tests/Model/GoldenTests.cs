@@ -13,8 +13,9 @@ public class GoldenTests
 
     public static IEnumerable<string> CacheableFixtures() => Fixtures().Where(f => f != "tiny-alibi-train-len");
 
-    // The observed error is at most 1.2e-6 of max|logit| (a different summation order in fp32);
-    // 1e-5 leaves room for that and still fails a 10% change of layer_norm_epsilon.
+    // The observed error is at most 1.3e-6 of max|logit| (a different summation order in fp32);
+    // 1e-5 leaves room for that and still fails a 10% change of layer_norm_epsilon (on tiny-scaled,
+    // whose epsilon of 1e-3 is large enough to matter).
     private const double RelativeTolerance = 1e-5;
 
     internal static GptJxModel Load(string fixture, int prefillChunk = 256) =>
