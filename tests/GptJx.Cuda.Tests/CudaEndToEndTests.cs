@@ -4,7 +4,6 @@ using GptJx.Checkpoints;
 using GptJx.Cuda;
 using GptJx.Generation;
 using GptJx.Model;
-using GptJx.Serving;
 using GptJx.Tensors;
 
 namespace GptJx.Cuda.Tests;
@@ -12,8 +11,8 @@ namespace GptJx.Cuda.Tests;
 /// <summary>
 /// Whole models on the CUDA backend (the emulated device where the machine has no GPU) against the
 /// CPU reference: `gptjx verify` for fp16 and bf16 at head widths 16, 64 and 80, tied and untied;
-/// greedy text; the serving engine batched and alone; graph replay against eager steps; and the
-/// memory plan refusing a model the device cannot hold.
+/// greedy text; graph replay against eager steps; and the memory plan refusing a model the device
+/// cannot hold. (The golden fixtures and the serving engine on the GPU: <see cref="GpuModelTests"/>.)
 /// </summary>
 [Category("GPU")]
 public class CudaEndToEndTests
@@ -68,23 +67,6 @@ public class CudaEndToEndTests
         var cuda = Generate("cuda");
         Assert.That(cuda, Is.Not.Empty);
         Assert.That(cuda, Is.EqualTo(Generate("cpu")));
-    }
-
-    [Test]
-    public async Task TheServingEngineOnCudaGivesEachRequestItsOutputAlone()
-    {
-        using var model = ModelLoader.Load(Model(80, true), "cuda", DType.BF16, sequences: 3);
-        string[] prompts = ["It was the", "The", "In the end, it was", "And"];
-        var options = new GenerationOptions { MaxNewTokens = 10, StopAtEndOfText = false };
-        var alone = prompts.Select(p => TextGenerator.Generate(model, model.Encode(p), options).Select(t => t.Id).ToArray()).ToArray();
-
-        await using var engine = new InferenceEngine(model, new EngineOptions { MaxBatchSize = 3, PrefillChunk = 8 });
-        var streams = prompts.Select(p => engine.Submit(GenerationRequest.FromText(p, options))).ToArray();
-        for (var i = 0; i < prompts.Length; i++)
-        {
-            var batched = await streams[i].ReadToEndAsync();
-            Assert.That(batched.Tokens.Select(t => t.Id).ToArray(), Is.EqualTo(alone[i]), $"prompt '{prompts[i]}'");
-        }
     }
 
     [Test]

@@ -14,7 +14,29 @@ namespace GptJx.Cuda.Tests;
 public class GpuAttentionTests(DType type) : GpuTest(type)
 {
     private const int Heads = 2;
-    private float Tol => Type == DType.BF16 ? 3e-2f : 6e-3f;
+
+    /// <summary>
+    /// Relative L2 error allowed per output row of one head. A model of the kernel's rounding
+    /// (tools/reference/attention_error_model.py) gives at most 3.3e-3 (bf16) and 4.5e-4 (fp16) on data
+    /// like these tests'; a kernel that attends only the last 512 of 8191 keys gives 0.2 with slope 2^-8
+    /// and more than 3 with slope 2^-20.
+    /// </summary>
+    private double RelativeTolerance => Type == DType.BF16 ? 1e-2 : 2e-3;
+
+    /// <summary>Slope 2^-8 (the published model's smallest) and one near 0, so that every key of a long context matters.</summary>
+    private static readonly float[] LongContextSlopes = [1f / 256, 1f / (1 << 20)];
+
+    private void AssertRowClose(ReadOnlySpan<float> actual, float[] expected, string what)
+    {
+        double diff = 0, norm = 0;
+        for (var i = 0; i < expected.Length; i++)
+        {
+            diff += (actual[i] - (double)expected[i]) * (actual[i] - (double)expected[i]);
+            norm += (double)expected[i] * expected[i];
+        }
+        var relative = Math.Sqrt(diff / norm);
+        Assert.That(relative, Is.LessThanOrEqualTo(RelativeTolerance), $"{what}: relative L2 error of the row");
+    }
 
     /// <summary>Host copy of everything written to the cache: per slot, per head, [positions, hd].</summary>
     private sealed class HostCache(int slots, int heads, int positions, int hd)
@@ -24,14 +46,14 @@ public class GpuAttentionTests(DType type) : GpuTest(type)
     }
 
     /// <summary>Runs one attention call on random qkv and checks <paramref name="checkRows"/> (all when null) against the CPU.</summary>
-    private void RunAndCheck(IKvCache cache, HostCache host, int hd, AttentionBatch batch, float scale, int[]? checkRows = null, string what = "")
+    private void RunAndCheck(IKvCache cache, HostCache host, int hd, AttentionBatch batch, float scale, int[]? checkRows = null, string what = "", float[]? slopes = null)
     {
         var d = Heads * hd;
         var rows = batch.TotalRows;
         var qkv = Rounded(Random(rows * 3 * d));
         var qkvT = Tensor(rows, 3 * d, Type, qkv);
         var output = Tensor(rows, d, Type);
-        var slopes = Reference.Slopes(Heads);
+        slopes ??= Reference.Slopes(Heads);
         Backend.Attention(qkvT, cache, 0, batch, slopes, scale, output);
         var got = Read(output);
 
@@ -52,7 +74,7 @@ public class GpuAttentionTests(DType type) : GpuTest(type)
                 {
                     var expected = Reference.AttendOne(qkv.AsSpan(row * 3 * d + h * hd, hd), host.K[s.Slot][h], host.V[s.Slot][h], hd,
                         s.StartPosition + i, scale, slopes[h] * s.AlibiScale);
-                    AssertClose(got.AsSpan(row * d + h * hd, hd).ToArray(), expected, Tol, Tol, $"{what} slot {s.Slot} token {i} head {h}");
+                    AssertRowClose(got.AsSpan(row * d + h * hd, hd), expected, $"{what} slot {s.Slot} token {i} head {h}");
                 }
             }
     }
@@ -101,9 +123,9 @@ public class GpuAttentionTests(DType type) : GpuTest(type)
         var host = new HostCache(1, Heads, positions, hd);
         var b = new AttentionBatch(1);
         b.Add(0, 0, positions - 1);
-        RunAndCheck(cache, host, hd, b, 1f / hd, checkRows: [0, 1, 63, 64, 4000, positions - 2], what: "prefill 8191");
+        RunAndCheck(cache, host, hd, b, 1f / hd, checkRows: [0, 1, 63, 64, 4000, positions - 2], what: "prefill 8191", slopes: LongContextSlopes);
         b.Clear(); b.Add(0, positions - 1, 1);
-        RunAndCheck(cache, host, hd, b, 1f / hd, what: "decode at 8191");
+        RunAndCheck(cache, host, hd, b, 1f / hd, what: "decode at 8191", slopes: LongContextSlopes);
     }
 
     [Test]
@@ -153,7 +175,7 @@ public class GpuAttentionTests(DType type) : GpuTest(type)
                 for (var h = 0; h < Heads; h++)
                 {
                     var expected = Reference.AttendOne(qkv.AsSpan(s.FirstRow * 3 * d + h * hd, hd), host.K[s.Slot][h], host.V[s.Slot][h], hd, s.StartPosition, 0.1f, slopes[h]);
-                    AssertClose(got.AsSpan(s.FirstRow * d + h * hd, hd).ToArray(), expected, Tol, Tol, $"replay step {step} head {h}");
+                    AssertRowClose(got.AsSpan(s.FirstRow * d + h * hd, hd), expected, $"replay step {step} head {h}");
                 }
         }
     }

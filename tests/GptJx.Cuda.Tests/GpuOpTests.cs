@@ -112,20 +112,27 @@ public class GpuOpTests(DType type) : GpuTest(type)
         AssertClose(Read(h), expected.Zip(residual, (a, b) => a + b).ToArray(), Tol * 4, Tol, $"h += x W + b ({rows} rows, {layout})");
     }
 
+    /// <summary>The probe's description and figures; how fast the device is belongs to `gptjx bench`, not here.</summary>
     [Test]
-    public void RooflineProbeMeasuresTheDevice()
+    public void RooflineProbeDescribesTheDeviceAndGivesFinitePositiveFigures()
     {
         var probe = Backend.CreateRooflineProbe();
         var facts = probe.Describe();
         TestContext.Out.WriteLine(string.Join("; ", facts.Select(f => $"{f.Key}: {f.Value}")));
         Assert.That(facts["gpu"], Is.EqualTo(Backend.Device.Name));
-        var bw = probe.MeasureBandwidth(2);
-        var compute = probe.MeasureCompute(2);
-        TestContext.Out.WriteLine($"copy {bw.CopyGBs:F0} GB/s, triad {bw.TriadGBs:F0} GB/s, read {bw.ReadGBs:F0} GB/s; " +
-            $"peak {compute.PeakGflops / 1000:F0} TFLOP/s, GEMM {compute.GemmShape} {compute.GemmGflops / 1000:F0} TFLOP/s");
-        Assert.That(new[] { bw.CopyGBs, bw.TriadGBs, bw.ReadGBs }, Is.All.InRange(50.0, 20_000.0));
-        Assert.That(compute.PeakGflops, Is.InRange(5_000.0, 5_000_000.0));
-        Assert.That(compute.GemmGflops, Is.InRange(1_000.0, 5_000_000.0));
+        Assert.That(facts["compute capability"], Is.EqualTo($"{Backend.Device.Major}.{Backend.Device.Minor}"));
+        Assert.That(facts["multiprocessors"], Is.EqualTo(Backend.Device.Multiprocessors.ToString()));
+        Assert.That(facts["weights"], Is.EqualTo(Type.Name()));
+        Assert.That(facts.Keys, Is.SupersetOf(new[] { "CUDA driver API", "cuBLAS", "memory", "memory free" }));
+
+        var bw = probe.MeasureBandwidth(1);
+        var compute = probe.MeasureCompute(1);
+        TestContext.Out.WriteLine($"{bw}; {compute}");
+        Assert.That(new[] { bw.CopyGBs, bw.TriadGBs, bw.ReadGBs, compute.PeakGflops, compute.GemmGflops },
+            Is.All.GreaterThan(0.0).And.All.LessThan(double.PositiveInfinity));
+        Assert.That(bw.BufferBytes, Is.GreaterThan(0).And.LessThanOrEqualTo(1L << 30));
+        Assert.That(compute.GemmShape, Is.EqualTo("2048 x 2560 x 13652"));
+        Assert.That(compute.ComputeType, Is.EqualTo($"{Type.Name()} (fp32 accumulation)"));
     }
 
     [Test]

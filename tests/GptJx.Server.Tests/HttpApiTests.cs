@@ -33,7 +33,15 @@ public class HttpApiTests
         Assert.That(body.GetProperty("usage").GetProperty("completion_tokens").GetInt32(), Is.EqualTo(expected.CompletionTokens));
         var logprobs = choice.GetProperty("logprobs");
         Assert.That(logprobs.GetProperty("tokens").GetArrayLength(), Is.EqualTo(expected.CompletionTokens));
-        Assert.That(logprobs.GetProperty("top_logprobs")[0].EnumerateObject().Count(), Is.LessThanOrEqualTo(2));
+        var chosen = logprobs.GetProperty("token_logprobs").EnumerateArray().Select(e => e.GetSingle()).ToArray();
+        var top = logprobs.GetProperty("top_logprobs").EnumerateArray().Select(t => t.EnumerateObject().Select(p => p.Value.GetSingle()).ToArray()).ToArray();
+        Assert.That(top, Has.Length.EqualTo(expected.CompletionTokens));
+        for (int i = 0; i < top.Length; i++)
+        {
+            Assert.That(top[i], Has.Length.EqualTo(2), $"token {i}: \"logprobs\":2 gives the two most likely tokens");
+            Assert.That(top[i].Max(), Is.EqualTo(chosen[i]).Within(1e-6), $"token {i}: greedy takes the most likely token");
+            Assert.That(top[i], Is.All.LessThanOrEqualTo(0f));
+        }
     }
 
     [Test]

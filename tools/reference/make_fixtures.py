@@ -82,6 +82,10 @@ FIXTURES = [
               "20 key positions, so every row's slopes are divided by 20/8 = 2.5. 'short_input_ids' (6 ids, "
               "<= 8) have undivided slopes. No greedy golden: with a KV cache the divisor depends on the key "
               "length of each step (as in Hugging Face), so cached decoding is not a full recompute"),
+    dict(name="tiny-hd80", fmt="safetensors", dtype="bfloat16", D=160, H=2, L=2, F=427, V=384, seed=10,
+         tie=True, slopes=True,
+         what="head width 80, the published model's (n_embd 160, 2 heads), and its n_inner / n_embd ratio "
+              "(6826 / 2560, so n_inner 427); all tensors bfloat16"),
 ]
 
 # Weight scales: std of linear weights, biases, embeddings; LayerNorm gains 1 + noise.

@@ -13,9 +13,9 @@ public class CpuBackendModelTests
     public void EveryKernelLevelMatchesTheReference([ValueSource(nameof(Levels))] KernelLevel level)
     {
         string fixture = GoldenTests.CacheableFixtures().First();
-        var golden = GoldenTests.Read(fixture);
+        var golden = GoldenFixtures.Read(fixture);
         using var model = GptJxModel.Load(TestPaths.Golden(fixture), new CpuBackend { Level = level });
-        var logits = GoldenTests.AllLogits(model, golden.InputIds);
+        var logits = GoldenFixtures.AllLogits(model, golden.InputIds);
         int v = model.VocabularySize;
         for (int t = 0; t < golden.InputIds.Length; t++)
             for (int i = 0; i < v; i++)

@@ -8,25 +8,28 @@ public class CliTests
     [Test]
     public void LogitsPrintsTheReferenceLogitsAsJson()
     {
-        var golden = GoldenTests.Read("tiny-heads6");
+        var golden = GoldenFixtures.Read("tiny-heads6");
         var r = CliRunner.Run("logits", "--model", TestPaths.Golden("tiny-heads6"), "--device", "cpu", "--ids", string.Join(',', golden.InputIds));
         Assert.That(r.ExitCode, Is.Zero, r.Stderr);
         using var doc = JsonDocument.Parse(r.Stdout);
         Assert.That(doc.RootElement.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()), Is.EqualTo(golden.InputIds));
         var logits = doc.RootElement.GetProperty("logits").EnumerateArray().Select(e => e.GetSingle()).ToArray();
         var expected = golden.Logits[^1];
-        Assert.That(logits, Is.EqualTo(expected).Within(1e-4f * expected.Max(Math.Abs)));
+        Assert.That(logits, Is.EqualTo(expected).Within(1e-5f * expected.Max(Math.Abs)));
     }
 
     [Test]
-    public void LogitsForAllPositions()
+    public void LogitsForAllPositionsAreTheReferenceRows()
     {
-        var r = CliRunner.Run("logits", "--model", TestPaths.Golden("tiny-bin"), "--device", "cpu", "--ids", "1,2,3", "--all-positions");
+        var golden = GoldenFixtures.Read("tiny-bin");
+        var r = CliRunner.Run("logits", "--model", TestPaths.Golden("tiny-bin"), "--device", "cpu", "--ids", string.Join(',', golden.InputIds), "--all-positions");
         Assert.That(r.ExitCode, Is.Zero, r.Stderr);
         using var doc = JsonDocument.Parse(r.Stdout);
-        var rows = doc.RootElement.GetProperty("logits").EnumerateArray().ToArray();
-        Assert.That(rows, Has.Length.EqualTo(3));
-        Assert.That(rows.Select(row => row.GetArrayLength()), Is.All.EqualTo(384));
+        var rows = doc.RootElement.GetProperty("logits").EnumerateArray().Select(row => row.EnumerateArray().Select(e => e.GetSingle()).ToArray()).ToArray();
+        Assert.That(rows, Has.Length.EqualTo(golden.InputIds.Length));
+        float tolerance = 1e-5f * golden.Logits.Max(row => row.Max(Math.Abs));
+        for (int p = 0; p < rows.Length; p++)
+            Assert.That(rows[p], Is.EqualTo(golden.Logits[p]).Within(tolerance), $"position {p}");
     }
 
     [Test]
@@ -136,5 +139,26 @@ public class CliDeviceTests
         var r = CliRunner.Run("verify", "--model", TestPaths.Golden("tiny-heads6"), "--device", "cpu", "--greedy-tokens", "4");
         Assert.That(r.ExitCode, Is.Zero, r.Stderr);
         Assert.That(r.Stdout, Does.Contain("layer 2").And.Contain("greedy tokens identical: 4/4").And.EndWith("PASS\n"));
+    }
+
+    [Test]
+    public void VerifyFailsABackendThatIsSlightlyWrong()
+    {
+        string dir = TestPaths.Golden("tiny-heads6");
+        const string text = "1+2=3;4*5=6!7/8?9:0"; // 19 single-byte tokens, all inside the fixture's vocabulary of 384
+        using var reference = GptJxModel.Load(dir, new GptJx.Backends.Cpu.CpuBackend());
+        using var faulty = GptJxModel.Load(dir, new PerturbedBackend(error: 1e-3f));
+        var output = new StringWriter();
+        int exitCode = GptJx.Cli.Commands.VerifyCommand.Run(faulty, reference, text, greedyTokens: 4, output);
+        TestContext.Out.Write(output);
+        var lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(exitCode, Is.EqualTo(1), output.ToString());
+        Assert.That(lines[0], Does.Contain(": 19 tokens, weights fp32, tolerance 0.0001"));
+        Assert.That(lines, Has.Some.Match(@"^layer 0 +\S+ +\S+  FAIL$"), "the first layer's residual stream is already off");
+        Assert.That(lines, Has.Some.Match(@"^logits +\S+ +\S+  FAIL$"));
+        Assert.That(lines[^1], Is.EqualTo("FAIL"));
+
+        using var exact = GptJxModel.Load(dir, new PerturbedBackend(error: 0f));
+        Assert.That(GptJx.Cli.Commands.VerifyCommand.Run(exact, reference, text, 4, TextWriter.Null), Is.Zero, "the same backend without the fault passes");
     }
 }
