@@ -26,7 +26,11 @@ public interface IForwardRecording
 /// </summary>
 public interface IDeviceTokenPicker
 {
-    /// <summary>One token per row of <paramref name="logits"/>, following <paramref name="draws"/> (one per row).</summary>
+    /// <summary>
+    /// One token per row of <paramref name="logits"/>, following <paramref name="draws"/> (one per row).
+    /// A row with a NaN or infinite logit gets an id outside the vocabulary (callers raise
+    /// <see cref="Generation.NonFiniteLogitsException"/>), as the host sampler refuses such rows.
+    /// </summary>
     void PickTokens(ITensor logits, ReadOnlySpan<TokenDraw> draws, Span<int> tokens);
 }
 

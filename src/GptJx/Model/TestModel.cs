@@ -21,7 +21,7 @@ public sealed record TestModelShape(int Layers, int Width, int Heads, int FeedFo
     {
         "tiny" => Tiny,
         "gpt-jx-3b" => GptJx3B,
-        _ => throw new ArgumentException($"unknown preset '{name}' (tiny, gpt-jx-3b)", nameof(name)),
+        _ => throw new InvalidArgumentException("preset", $"'{name}' is not one of tiny, gpt-jx-3b"),
     };
 }
 
