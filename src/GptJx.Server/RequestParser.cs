@@ -23,7 +23,7 @@ internal static class RequestParser
     public static ApiRequest ParseCompletion(JsonElement root, GptJxServerOptions options)
     {
         RequireObject(root);
-        RequireValidText(root, "");
+        RequireValidText(root);
         CommonChecks(root);
         var (promptText, promptIds) = ReadPrompt(root);
         int? logprobs = OptionalInt(root, "logprobs", 0, 5);
@@ -42,7 +42,7 @@ internal static class RequestParser
     public static ApiRequest ParseChat(JsonElement root, GptJxServerOptions options)
     {
         RequireObject(root);
-        RequireValidText(root, "");
+        RequireValidText(root);
         CommonChecks(root);
         if (root.TryGetProperty("echo", out var echo) && echo.ValueKind == JsonValueKind.True)
             throw new RequestException("echo is not supported by chat completions", "echo", "unsupported_parameter");
@@ -67,37 +67,15 @@ internal static class RequestParser
     }
 
     /// <summary>
-    /// Every string and property name must be text: invalid UTF-8 or an escaped lone surrogate
+    /// Every string and property name must be text: invalid UTF-8 or an escaped unpaired surrogate
     /// (<c>"\ud800"</c>) is refused here, naming where it is, before any lookup trips over it.
     /// </summary>
-    private static void RequireValidText(JsonElement element, string path)
+    private static void RequireValidText(JsonElement root)
     {
-        // System.Text.Json parses such strings but throws InvalidOperationException when asked for them.
-        switch (element.ValueKind)
-        {
-            case JsonValueKind.String:
-                try { element.GetString(); }
-                catch (InvalidOperationException) { throw NotText(path, ""); }
-                break;
-            case JsonValueKind.Array:
-                int index = 0;
-                foreach (var item in element.EnumerateArray()) RequireValidText(item, $"{path}[{index++}]");
-                break;
-            case JsonValueKind.Object:
-                foreach (var property in element.EnumerateObject())
-                {
-                    string name;
-                    try { name = property.Name; }
-                    catch (InvalidOperationException) { throw NotText(path, "a property name in "); }
-                    RequireValidText(property.Value, path.Length == 0 ? name : $"{path}.{name}");
-                }
-                break;
-        }
+        if (JsonText.FindInvalid(root) is { } bad)
+            throw new RequestException($"{bad.Describe()} is not valid text: it holds invalid UTF-8 or an unpaired UTF-16 surrogate escape",
+                bad.Path.Length == 0 ? null : bad.Path, "invalid_encoding");
     }
-
-    private static RequestException NotText(string path, string what) =>
-        new($"{what}{(path.Length == 0 ? "the request body" : path)} is not valid text: it holds invalid UTF-8 or an unpaired UTF-16 surrogate escape",
-            path.Length == 0 ? null : path, "invalid_encoding");
 
     private static void CommonChecks(JsonElement root)
     {

@@ -65,6 +65,10 @@ public sealed class GptJxModel : IDisposable
             var config = ModelConfig.Load(directory);
             foreach (var key in config.UnknownKeys) options.Warning?.Invoke($"config.json: unknown key '{key}' ignored");
             var tokenizer = Gpt2Tokenizer.Load(directory);
+            // The model may pick any id of its vocabulary; each must decode.
+            if (tokenizer.VocabularySize < config.VocabularySize)
+                throw new ModelConfigException(Path.Combine(directory, "config.json"), "vocab_size",
+                    $"{config.VocabularySize} is larger than the tokenizer's vocabulary of {tokenizer.VocabularySize} ({tokenizer.Source}): ids it cannot decode could be generated");
             using var source = CheckpointLoader.Open(directory);
             var weights = ModelWeights.Bind(config, source, backend, options.Progress);
             backend.EndLoading();

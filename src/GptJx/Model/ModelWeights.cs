@@ -15,7 +15,8 @@ public sealed record LayerWeights(
 
 /// <summary>
 /// The model's weights bound onto a backend. Binding checks every tensor's presence,
-/// shape and type against the config, and the stored ALiBi slopes against the formula.
+/// shape and type against the config, that every weight is finite, and the stored ALiBi
+/// slopes against the formula.
 /// </summary>
 public sealed class ModelWeights : IDisposable
 {
@@ -142,7 +143,11 @@ public sealed class ModelWeights : IDisposable
             if (!info.Shape.SequenceEqual(shape))
                 throw new CheckpointException(info.File, name, $"has shape {info.ShapeText}, expected [{string.Join(", ", shape)}]");
             _used.Add(name);
-            return source.Open(info);
+            var data = source.Open(info);
+            // One NaN or infinity makes every logit NaN; refuse it here, where the tensor can be named.
+            if (FiniteScan.FirstNonFinite(data.Bytes, info.DType) is var at and >= 0)
+                throw new CheckpointException(info.File, name, $"element {at} is {HalfConvert.Read(data.Bytes, info.DType, at)}; weights must be finite");
+            return data;
         }
 
         public TensorData Matrix(string name, long rows, long columns) => Get(name, rows, columns);
@@ -163,7 +168,7 @@ public sealed class ModelWeights : IDisposable
             for (int h = 0; h < stored.Length; h++)
             {
                 stored[h] = HalfConvert.Read(bytes, info.DType, h);
-                if (Math.Abs(stored[h] - formula[h]) > tolerance * formula[h])
+                if (!(Math.Abs(stored[h] - formula[h]) <= tolerance * formula[h]))   // written so that NaN fails too
                     throw new CheckpointException(info.File, name,
                         $"slope of head {h} is {stored[h]:R}, but ALiBi for {config.Heads} heads gives {formula[h]:R} (beyond {info.DType.Name()} rounding)");
             }

@@ -64,8 +64,8 @@ public static class TestModel
         ["scale_attn_by_inverse_layer_idx"] = false,
         ["tie_word_embeddings"] = tied,
         ["torch_dtype"] = dtype switch { DType.F32 => "float32", DType.F16 => "float16", _ => "bfloat16" },
-        ["bos_token_id"] = 50256,
-        ["eos_token_id"] = 50256,
+        ["bos_token_id"] = Math.Min(50256, s.VocabularySize - 1),   // GPT-2's end-of-text, or the last id of a cut vocabulary
+        ["eos_token_id"] = Math.Min(50256, s.VocabularySize - 1),
         ["use_cache"] = true,
     };
 
