@@ -49,6 +49,13 @@ internal static class CommonOptions
         return ids;
     }
 
+    /// <summary>Refuses --ids outside a vocabulary of <paramref name="size"/> (the model's or the tokenizer's: <paramref name="whose"/>).</summary>
+    public static void CheckIds(int[] ids, int size, string whose)
+    {
+        foreach (int id in ids)
+            if (id >= size) throw new UsageException($"--ids: token id {id} is outside the {whose} vocabulary of {size}");
+    }
+
     /// <summary>
     /// The option that sets each library parameter a command passes on as typed, so that a
     /// refused value is reported as the option the user wrote (exit code 2).

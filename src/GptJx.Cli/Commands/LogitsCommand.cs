@@ -22,8 +22,7 @@ internal static class LogitsCommand
             var tokens = CommonOptions.ParseIds(parse.GetValue(ids)!);
             using var m = ModelLoading.Load(parse.GetValue(model)!, parse.GetValue(device)!, parse.GetValue(dtype));
             int v = m.VocabularySize;
-            if (tokens.FirstOrDefault(id => id >= v, -1) is var outside and >= 0)
-                throw new UsageException($"--ids: token id {outside} is outside the model's vocabulary of {v}");
+            CommonOptions.CheckIds(tokens, v, "model's");
             if (tokens.Length > m.Config.ContextLength)
                 throw new UsageException($"--ids: {tokens.Length} ids exceed the model's context of {m.Config.ContextLength}");
             using var sequence = m.CreateSequence(tokens.Length);

@@ -44,7 +44,9 @@ internal static class TokenizeCommands
         command.SetAction((parse, _) => CommonOptions.Run(parse, () =>
         {
             var tokenizer = Gpt2Tokenizer.Load(parse.GetValue(model)?.FullName);
-            Console.Out.WriteLine(tokenizer.Decode(CommonOptions.ParseIds(parse.GetValue(ids)!)));
+            var tokens = CommonOptions.ParseIds(parse.GetValue(ids)!);
+            CommonOptions.CheckIds(tokens, tokenizer.VocabularySize, "tokenizer's");
+            Console.Out.WriteLine(tokenizer.Decode(tokens));
             return 0;
         }));
         return command;

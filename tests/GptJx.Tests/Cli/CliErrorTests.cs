@@ -131,6 +131,9 @@ public class CliErrorTests
         var tooMany = CliRunner.Run("logits", "--model", TestModels.SmallModelDirectory, "--device", "cpu", "--ids", string.Join(',', Enumerable.Repeat(5, 65)));
         Assert.That(tooMany.ExitCode, Is.EqualTo(2));
         Assert.That(tooMany.Stderr.TrimEnd('\n'), Is.EqualTo("error: --ids: 65 ids exceed the model's context of 64"));
+        var detokenize = CliRunner.Run("detokenize", "--ids", "15496,99999");
+        Assert.That(detokenize.ExitCode, Is.EqualTo(2));
+        Assert.That(detokenize.Stderr.TrimEnd('\n'), Is.EqualTo("error: --ids: token id 99999 is outside the tokenizer's vocabulary of 50257"));
     }
 
     // ---- inspect ---------------------------------------------------------------------------
