@@ -1,6 +1,13 @@
 namespace GptJx.Backends;
 
 /// <summary>
+/// Optional capability: the backend refuses NaN and infinite weights itself while it packs or
+/// streams them (with <see cref="Checkpoints.FiniteWeights"/>' errors), so the loader does not
+/// read every weight a second time to check them.
+/// </summary>
+public interface IFiniteWeightCheck;
+
+/// <summary>
 /// Optional capability: record the ops of one forward call once and replay them with new
 /// token ids and sequence positions (CUDA graphs), which removes per-op launch costs from decoding.
 /// A recording stays bound to the tensors and KV cache it was recorded with.

@@ -38,7 +38,7 @@ public sealed class ModelWeights : IDisposable
 
     public static ModelWeights Bind(ModelConfig config, ITensorSource source, IBackend backend, IProgress<double>? progress = null)
     {
-        var binder = new Binder(config, source);
+        var binder = new Binder(config, source, checkFinite: backend is not IFiniteWeightCheck);
         long total = source.Tensors.Sum(t => t.ByteLength), done = 0;
         void Advance(params TensorData[] parts)
         {
@@ -128,8 +128,8 @@ public sealed class ModelWeights : IDisposable
         _owned.Clear();
     }
 
-    /// <summary>Looks tensors up by name and checks their shapes, remembering which were used.</summary>
-    private sealed class Binder(ModelConfig config, ITensorSource source)
+    /// <summary>Looks tensors up by name and checks their shapes (and values, unless the backend does), remembering which were used.</summary>
+    private sealed class Binder(ModelConfig config, ITensorSource source, bool checkFinite)
     {
         private readonly HashSet<string> _used = [];
 
@@ -144,9 +144,7 @@ public sealed class ModelWeights : IDisposable
                 throw new CheckpointException(info.File, name, $"has shape {info.ShapeText}, expected [{string.Join(", ", shape)}]");
             _used.Add(name);
             var data = source.Open(info);
-            // One NaN or infinity makes every logit NaN; refuse it here, where the tensor can be named.
-            if (FiniteScan.FirstNonFinite(data.Bytes, info.DType) is var at and >= 0)
-                throw new CheckpointException(info.File, name, $"element {at} is {HalfConvert.Read(data.Bytes, info.DType, at)}; weights must be finite");
+            if (checkFinite) FiniteWeights.Require(data);
             return data;
         }
 

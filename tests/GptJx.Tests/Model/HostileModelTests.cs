@@ -58,6 +58,44 @@ public class HostileModelTests
     }
 
     [Test]
+    public void NonFiniteWeightsAreNamedInTheirOwnLayoutWhereverTheyAre()
+    {
+        // Packed panels are checked; the error maps the packed element back to the tensor's [row, column].
+        (string Tensor, int Element)[] cases =
+        [
+            ("transformer.wte.weight", 16 * 40_000 + 7),          // [V, D], packed transposed
+            ("transformer.h.0.mlp.c_fc2.weight", 16 * 20 - 1),    // second part of [c_fc | c_fc2]
+            ("transformer.h.0.attn.c_attn.bias", 5),
+            ("transformer.ln_f.weight", 3),
+        ];
+        foreach (var (tensor, element) in cases)
+        {
+            using var dir = WriteModel((name, i, usual) => name == tensor && i == element ? float.NaN : usual);
+            var e = Assert.Throws<CheckpointException>(() => GptJxModel.Load(dir.Path, new CpuBackend()).Dispose());
+            Assert.That(e!.Message, Is.EqualTo($"{dir.File("model.safetensors")}: tensor '{tensor}': element {element} is NaN; weights must be finite"));
+        }
+    }
+
+    [Test]
+    public void WeightsThatOverflowTheTypeTheyAreKeptInAreRefused()
+    {
+        const string tensor = "transformer.h.0.attn.c_proj.weight";
+        using var dir = WriteModel((name, i, usual) => name == tensor && i == 9 ? 3.4e38f : usual);
+        using (GptJxModel.Load(dir.Path, new CpuBackend())) { }   // finite in fp32
+        var e = Assert.Throws<CheckpointException>(() => GptJxModel.Load(dir.Path, new CpuBackend(DType.BF16)).Dispose());
+        Assert.That(e!.Message, Does.EndWith($"tensor '{tensor}': element 9 is {3.4e38f}, beyond the range of bf16, the type the weights are kept in; weights must be finite"));
+    }
+
+    [Test]
+    public void ABackendThatDoesNotCheckWeightsGetsThemChecked()
+    {
+        const string tensor = "transformer.h.0.ln_2.bias";
+        using var dir = WriteModel((name, i, usual) => name == tensor && i == 1 ? float.PositiveInfinity : usual);
+        var e = Assert.Throws<CheckpointException>(() => GptJxModel.Load(dir.Path, new EmulatedGraphBackend()).Dispose());
+        Assert.That(e!.Message, Is.EqualTo($"{dir.File("model.safetensors")}: tensor '{tensor}': element 1 is {float.PositiveInfinity}; weights must be finite"));
+    }
+
+    [Test]
     public void NaNSlopesAreRefused()
     {
         // The slope comparison used to be false for NaN, which let it through.
@@ -169,6 +207,19 @@ public class HostileModelTests
         using var engine = new InferenceEngine(model, new EngineOptions { MaxBatchSize = 2 });
         Assert.That(async () => await engine.CompleteAsync(GenerationRequest.FromText("Hello")), Throws.TypeOf<NonFiniteLogitsException>());
         Assert.That(engine.GetStatistics().FailedRequests, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void ABackendThatPicksTokensReportsNonFiniteLogitsToo()
+    {
+        using var dir = OverflowingModel();
+        var backend = new EmulatedGraphBackend();
+        using var model = GptJxModel.Load(dir.Path, backend);
+        Assert.Throws<NonFiniteLogitsException>(() => TextGenerator.Generate(model, [464, 318], new GenerationOptions()).ToList());
+        using var engine = new InferenceEngine(model, new EngineOptions { MaxBatchSize = 2 });
+        Assert.That(async () => await engine.CompleteAsync(GenerationRequest.FromText("Hello")), Throws.TypeOf<NonFiniteLogitsException>()
+            .With.Message.StartsWith("the model's logits are not finite (the backend picked no token, id -1)"));
+        Assert.That(backend.Picks, Is.EqualTo(2), "both picked on the backend");
     }
 
     [Test]
