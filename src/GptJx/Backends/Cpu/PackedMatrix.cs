@@ -70,10 +70,12 @@ internal sealed unsafe class PackedMatrix : ILinear, IEmbedding
 
     /// <summary>
     /// Packs one or more checkpoint matrices, concatenated along the output dimension, on the
-    /// pool's workers, and refuses a NaN or infinite weight (checked in each panel just packed,
-    /// while it is in cache). Each part's mapped pages are dropped from the process once it is packed.
+    /// pool's workers, and refuses a NaN or infinite weight unless <paramref name="allowNonFinite"/>
+    /// (checked in each panel just packed, while it is in cache). Each part's mapped pages are
+    /// dropped from the process once it is packed.
     /// </summary>
-    public static PackedMatrix Pack(IReadOnlyList<TensorData> parts, IReadOnlyList<TensorData>? biases, WeightLayout layout, DType type, WorkerPool pool)
+    public static PackedMatrix Pack(IReadOnlyList<TensorData> parts, IReadOnlyList<TensorData>? biases, WeightLayout layout, DType type, WorkerPool pool,
+        bool allowNonFinite = false)
     {
         int inputs = (int)(layout == WeightLayout.InOut ? parts[0].Info.Shape[0] : parts[0].Info.Shape[1]);
         int outputs = parts.Sum(p => (int)(layout == WeightLayout.InOut ? p.Info.Shape[1] : p.Info.Shape[0]));
@@ -91,7 +93,7 @@ internal sealed unsafe class PackedMatrix : ILinear, IEmbedding
             }
             var job = new PackJob(matrix, sources, layout);
             pool.Run(job);
-            if (job.FirstNonFinite != long.MaxValue) throw job.NotFinite(job.FirstNonFinite);
+            if (job.FirstNonFinite != long.MaxValue && !allowNonFinite) throw job.NotFinite(job.FirstNonFinite);
             foreach (var part in parts) OsMemory.Release(part.Pointer, part.Length);
             if (biases is not null)
             {
@@ -114,7 +116,7 @@ internal sealed unsafe class PackedMatrix : ILinear, IEmbedding
         }
     }
 
-    /// <summary>Packs fp32 [outputs, inputs] rows (tests and micro-benchmarks).</summary>
+    /// <summary>Packs fp32 [outputs, inputs] rows, any values (tests and micro-benchmarks of the kernels).</summary>
     public static PackedMatrix FromRows(ReadOnlySpan<float> weights, int outputs, int inputs, DType type, float[]? bias, WorkerPool pool)
     {
         var bytes = new byte[(long)outputs * inputs * type.Size()];
@@ -122,7 +124,7 @@ internal sealed unsafe class PackedMatrix : ILinear, IEmbedding
         for (int i = 0; i < outputs * inputs; i++) Write(bytes, type, i, weights[i]);
         fixed (byte* p = bytes)
         {
-            var m = Pack([new TensorData(spec, p)], null, WeightLayout.OutIn, type, pool);
+            var m = Pack([new TensorData(spec, p)], null, WeightLayout.OutIn, type, pool, allowNonFinite: true);
             m.Bias = bias;
             return m;
         }
