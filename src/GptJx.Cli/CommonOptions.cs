@@ -78,7 +78,6 @@ internal static class CommonOptions
         ["context"] = "--context",
         ["preset"] = "--preset",
         ["host"] = "--host",
-        ["port"] = "--port",
     };
 
     /// <summary>Runs a command body: errors become one line on stderr and exit code 1, or 2 for a bad command line (the stack with --verbose).</summary>

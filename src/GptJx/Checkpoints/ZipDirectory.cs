@@ -65,7 +65,7 @@ internal static class ZipDirectory
         if (count < 0 || count > directorySize / DirectoryEntryBytes)
             throw Bad($"zip central directory of {directorySize} bytes cannot hold the {(ulong)count} entries it claims");
 
-        var entries = new List<ZipEntry>((int)count);
+        var entries = new List<ZipEntry>((int)Math.Min(count, 1 << 20));
         long position = directoryOffset;
         for (long i = 0; i < count; i++)
         {

@@ -1,4 +1,5 @@
-using System.Numerics;
+using System.Runtime.InteropServices;
+using GptJx.Tensors;
 
 namespace GptJx.Generation;
 
@@ -11,12 +12,11 @@ public sealed class NonFiniteLogitsException(string message) : Exception(message
     /// <summary>Throws when any of <paramref name="logits"/> is NaN or infinite, naming the first (and the position, if given).</summary>
     public static void ThrowIfAny(ReadOnlySpan<float> logits, int? position = null)
     {
-        if (AllFinite(logits)) return;
-        int id = 0;
-        while (float.IsFinite(logits[id])) id++;
+        long id = FiniteScan.FirstNonFinite(MemoryMarshal.AsBytes(logits), DType.F32);
+        if (id < 0) return;
         string at = position is int p ? $" at position {p}" : "";
         throw new NonFiniteLogitsException(
-            $"the model's logits{at} are not finite (token id {id} has {logits[id]}): its activations overflowed on this input");
+            $"the model's logits{at} are not finite (token id {id} has {logits[(int)id]}): its activations overflowed on this input");
     }
 
     /// <summary>
@@ -27,16 +27,4 @@ public sealed class NonFiniteLogitsException(string message) : Exception(message
         (uint)token < (uint)vocabularySize
             ? token
             : throw new NonFiniteLogitsException($"the model's logits are not finite (the backend picked no token, id {token}): its activations overflowed on this input");
-
-    /// <summary>x * 0 is 0 for every finite x and NaN for NaN and infinities, so one vector sum tells.</summary>
-    private static bool AllFinite(ReadOnlySpan<float> values)
-    {
-        var zeros = Vector<float>.Zero;
-        int i = 0;
-        for (; i + Vector<float>.Count <= values.Length; i += Vector<float>.Count)
-            zeros += new Vector<float>(values[i..]) * Vector<float>.Zero;
-        float tail = 0;
-        for (; i < values.Length; i++) tail += values[i] * 0;
-        return Vector.EqualsAll(zeros, Vector<float>.Zero) && tail == 0;
-    }
 }
