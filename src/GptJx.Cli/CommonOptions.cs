@@ -1,4 +1,6 @@
 using System.CommandLine;
+using GptJx.Generation;
+using GptJx.Serving;
 using GptJx.Tensors;
 
 namespace GptJx.Cli;
@@ -47,7 +49,38 @@ internal static class CommonOptions
         return ids;
     }
 
-    /// <summary>Runs a command body: errors become one line on stderr and exit code 1 (the stack with --verbose).</summary>
+    /// <summary>Refuses --ids outside a vocabulary of <paramref name="size"/> (the model's or the tokenizer's: <paramref name="whose"/>).</summary>
+    public static void CheckIds(int[] ids, int size, string whose)
+    {
+        foreach (int id in ids)
+            if (id >= size) throw new UsageException($"--ids: token id {id} is outside the {whose} vocabulary of {size}");
+    }
+
+    /// <summary>
+    /// The option that sets each library parameter a command passes on as typed, so that a
+    /// refused value is reported as the option the user wrote (exit code 2).
+    /// </summary>
+    private static readonly Dictionary<string, string> OptionOfParameter = new(StringComparer.Ordinal)
+    {
+        [nameof(GenerationOptions.MaxNewTokens)] = "--max-new-tokens",
+        [nameof(GenerationOptions.Temperature)] = "--temperature",
+        [nameof(GenerationOptions.TopK)] = "--top-k",
+        [nameof(GenerationOptions.TopP)] = "--top-p",
+        [nameof(GenerationOptions.RepetitionPenalty)] = "--repetition-penalty",
+        [nameof(GenerationOptions.StopSequences)] = "--stop",
+        [nameof(EngineOptions.MaxBatchSize)] = "--max-batch",
+        [nameof(EngineOptions.MaxQueueLength)] = "--max-queue",
+        [nameof(EngineOptions.PrefillChunk)] = "--prefill-chunk",
+        [nameof(EngineOptions.MaxSequenceLength)] = "--max-seq-len",
+        [nameof(EngineOptions.RequestTimeout)] = "--timeout",
+        ["device"] = "--device",
+        ["weightType"] = "--dtype",
+        ["context"] = "--context",
+        ["preset"] = "--preset",
+        ["host"] = "--host",
+    };
+
+    /// <summary>Runs a command body: errors become one line on stderr and exit code 1, or 2 for a bad command line (the stack with --verbose).</summary>
     public static async Task<int> Run(ParseResult parse, Func<Task<int>> body)
     {
         try
@@ -59,23 +92,25 @@ internal static class CommonOptions
             Console.Error.WriteLine("cancelled");
             return 130;
         }
+        catch (InvalidArgumentException e) when (e.ParamName is { } name && OptionOfParameter.TryGetValue(name, out var option))
+        {
+            return Fail(parse, e, e.MessageFor(option), 2);
+        }
         catch (Exception e)
         {
-            Console.Out.Flush();
-            Console.Error.WriteLine($"error: {Describe(e)}");
-            if (parse.GetValue(Verbose)) Console.Error.WriteLine(e);
-            return e is UsageException ? 2 : 1;
+            return Fail(parse, e, e.Message, e is UsageException ? 2 : 1);
         }
     }
 
     public static Task<int> Run(ParseResult parse, Func<int> body) => Run(parse, () => Task.FromResult(body()));
 
-    private static string Describe(Exception e) => e switch
+    private static int Fail(ParseResult parse, Exception e, string message, int exitCode)
     {
-        ArgumentOutOfRangeException a when a.Message.Contains(" (Parameter") => a.Message[..a.Message.IndexOf(" (Parameter", StringComparison.Ordinal)],
-        ArgumentException a when a.Message.Contains(" (Parameter") => a.Message[..a.Message.IndexOf(" (Parameter", StringComparison.Ordinal)],
-        _ => e.Message.ReplaceLineEndings(" "),
-    };
+        Console.Out.Flush();
+        Console.Error.WriteLine($"error: {message.ReplaceLineEndings(" ")}");
+        if (parse.GetValue(Verbose)) Console.Error.WriteLine(e);
+        return exitCode;
+    }
 }
 
 /// <summary>A bad command line (exit code 2).</summary>

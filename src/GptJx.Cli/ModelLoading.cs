@@ -17,24 +17,12 @@ internal static class ModelLoading
             Progress = new TerminalProgress("loading"),
             Warning = message => Console.Error.WriteLine($"warning: {message}"),
         };
-        return WithDeviceErrors(() => ModelLoader.Load(model.FullName, device, CommonOptions.ParseDType(dtype), options, sequences, context, Note));
+        return ModelLoader.Load(model.FullName, device, CommonOptions.ParseDType(dtype), options, sequences, context, Note);
     }
 
     /// <summary>A backend for the model in <paramref name="directory"/>, sized for the given rows, sequences and context.</summary>
     public static IBackend CreateBackend(string device, DType? type, string directory, int maxRows, int sequences, int context) =>
-        WithDeviceErrors(() => DeviceSelector.Create(device, type, ModelConfig.Load(directory), maxRows, sequences, context, Note));
+        DeviceSelector.Create(device, type, ModelConfig.Load(directory), maxRows, sequences, context, Note);
 
     private static void Note(string message) => Console.Error.WriteLine($"note: {message}");
-
-    private static T WithDeviceErrors<T>(Func<T> create)
-    {
-        try
-        {
-            return create();
-        }
-        catch (ArgumentException e) when (e.ParamName == "device")
-        {
-            throw new UsageException(e.Message[..e.Message.IndexOf(" (Parameter", StringComparison.Ordinal)]);
-        }
-    }
 }

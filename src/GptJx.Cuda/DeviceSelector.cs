@@ -33,18 +33,18 @@ public static class DeviceSelector
         {
             int ordinal = 0;
             if (name.Length > 4 && (!int.TryParse(name[5..], out ordinal) || ordinal < 0))
-                throw new ArgumentException($"--device '{device}': expected cuda:N with N a device number", nameof(device));
+                throw new InvalidArgumentException(nameof(device), $"'{device}' is not cuda:N with N a device number");
             var probe = CudaDevice.Probe();
             if (!probe.IsAvailable) throw new InvalidOperationException($"--device {device}: CUDA is not available: {probe.Reason}");
             return CreateCuda(ordinal, weightType, config, maxRows, slots, context);
         }
-        throw new ArgumentException($"--device '{device}' is not one of auto, cpu, cuda, cuda:N", nameof(device));
+        throw new InvalidArgumentException(nameof(device), $"'{device}' is not one of auto, cpu, cuda, cuda:N");
     }
 
     private static CudaBackend CreateCuda(int ordinal, DType? weightType, ModelConfig config, int maxRows, int slots, int? context)
     {
         var type = weightType ?? (config.TorchDType is DType.F16 ? DType.F16 : DType.BF16);
-        if (type == DType.F32) throw new ArgumentException("--dtype fp32 is not supported on CUDA (use fp16 or bf16)", nameof(weightType));
+        if (type == DType.F32) throw new InvalidArgumentException(nameof(weightType), "fp32 is not supported on CUDA (use fp16 or bf16)");
         var shape = new CudaModelShape(config.Layers, config.Width, config.FeedForwardWidth, config.Heads, config.VocabularySize, config.TieWordEmbeddings);
         int rows = maxRows + slots;
         var plan = CudaMemoryPlan.Compute(shape, type, slots, context ?? config.ContextLength, rows);

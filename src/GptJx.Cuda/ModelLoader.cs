@@ -21,6 +21,7 @@ public static class ModelLoader
         ModelLoadOptions? options = null, int sequences = 1, int? context = null, Action<string>? note = null)
     {
         options ??= new ModelLoadOptions();
+        options.Validate();
         var config = ModelConfig.Load(directory);
         var backend = DeviceSelector.Create(device, weightType, config, options.PrefillChunk, sequences, context, note);
         var model = GptJxModel.Load(directory, backend, options);

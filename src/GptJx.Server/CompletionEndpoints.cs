@@ -28,48 +28,23 @@ internal sealed class CompletionEndpoints(InferenceEngine engine, GptJxServerOpt
         long arrival = Stopwatch.GetTimestamp();
         var aborted = context.RequestAborted;
         ApiRequest request;
+        GenerationStream stream;
         try
         {
             using var body = await JsonDocument.ParseAsync(context.Request.Body, new JsonDocumentOptions { MaxDepth = 32 }, aborted);
             request = chat ? RequestParser.ParseChat(body.RootElement, options) : RequestParser.ParseCompletion(body.RootElement, options);
-        }
-        catch (JsonException e)
-        {
-            await Error(context, endpoint, 400, $"the request body is not valid JSON: {e.Message}", "invalid_request_error", null, "invalid_json");
-            return;
-        }
-        catch (RequestException e)
-        {
-            await Error(context, endpoint, 400, e.Message, "invalid_request_error", e.Param, e.Code);
-            return;
+            stream = engine.Submit(request.Generation, aborted);
         }
         catch (Exception e) when (aborted.IsCancellationRequested && e is OperationCanceledException or IOException)
         {
             metrics.Disconnected();
             return;
         }
-
-        GenerationStream stream;
-        try
+        catch (Exception e)
         {
-            stream = engine.Submit(request.Generation, aborted);
-        }
-        catch (EngineOverloadedException e)
-        {
-            context.Response.Headers.RetryAfter = "1";
-            await Error(context, endpoint, 429, e.Message, "rate_limit_error", null, "rate_limit_exceeded");
-            return;
-        }
-        catch (ObjectDisposedException)
-        {
-            await Error(context, endpoint, 503, "the server is shutting down", "server_error", null, "unavailable");
-            return;
-        }
-        catch (ArgumentException e)
-        {
-            string param = chat ? "messages" : "prompt";
-            string code = e.Message.Contains("leaves no room", StringComparison.Ordinal) ? "context_length_exceeded" : "invalid_value";
-            await Error(context, endpoint, 400, Describe(e), "invalid_request_error", param, code);
+            var error = ApiErrors.From(e, chat);
+            if (error.Status == 429) context.Response.Headers.RetryAfter = "1";
+            await Error(context, endpoint, error);
             return;
         }
 
@@ -89,36 +64,28 @@ internal sealed class CompletionEndpoints(InferenceEngine engine, GptJxServerOpt
                 metrics.Disconnected();
                 metrics.Request(endpoint, 499);
             }
-            catch (TimeoutException e)
+            catch (Exception e)
             {
-                if (!context.Response.HasStarted) await Error(context, endpoint, 504, e.Message, "timeout_error", null, "timeout");
+                // A timeout, the engine shutting down, or the model failing on this request: an error
+                // body, or once the stream has started, an error event that ends it.
+                var error = ApiErrors.From(e, chat);
+                if (!context.Response.HasStarted) await Error(context, endpoint, error);
                 else
                 {
-                    metrics.Request(endpoint, 504);
-                    await response.StreamError(e.Message, "timeout_error", "timeout");
+                    metrics.Request(endpoint, error.Status);
+                    if (request.Stream) await response.StreamError(error);
+                    else context.Abort();
                 }
-            }
-            catch (ObjectDisposedException)
-            {
-                if (!context.Response.HasStarted) await Error(context, endpoint, 503, "the server is shutting down", "server_error", null, "unavailable");
-                else metrics.Request(endpoint, 503);
             }
         }
     }
 
-    private static string Describe(Exception e)
+    private async Task Error(HttpContext context, string endpoint, ApiError error)
     {
-        string message = e.Message;
-        int at = message.IndexOf(" (Parameter", StringComparison.Ordinal);
-        return at > 0 ? message[..at] : message;
-    }
-
-    internal async Task Error(HttpContext context, string endpoint, int status, string message, string type, string? param, string? code)
-    {
-        metrics.Request(endpoint, status);
-        context.Response.StatusCode = status;
+        metrics.Request(endpoint, error.Status);
+        context.Response.StatusCode = error.Status;
         context.Response.ContentType = "application/json";
-        await JsonSerializer.SerializeAsync(context.Response.Body, new ErrorBody(new ErrorDetail(message, type, param, code)), ProtocolJson.Default.ErrorBody);
+        await JsonSerializer.SerializeAsync(context.Response.Body, error.Body, ProtocolJson.Default.ErrorBody);
     }
 
     /// <summary>Writes one response: the whole completion, or its SSE chunks as tokens arrive.</summary>
@@ -216,11 +183,11 @@ internal sealed class CompletionEndpoints(InferenceEngine engine, GptJxServerOpt
         }
 
         /// <summary>An error after the stream has started: one SSE event with the error body, then the end.</summary>
-        public async Task StreamError(string message, string type, string code)
+        public async Task StreamError(ApiError error)
         {
             try
             {
-                await Write(JsonSerializer.SerializeToUtf8Bytes(new ErrorBody(new ErrorDetail(message, type, null, code)), ProtocolJson.Default.ErrorBody));
+                await Write(JsonSerializer.SerializeToUtf8Bytes(error.Body, ProtocolJson.Default.ErrorBody));
                 await context.Response.Body.WriteAsync(Done, context.RequestAborted);
             }
             catch (Exception) when (context.RequestAborted.IsCancellationRequested)

@@ -35,7 +35,7 @@ public sealed class GptJxServer : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(engine);
         options ??= new GptJxServerOptions();
-        if (options.Port is < 0 or > 65535) throw new ArgumentOutOfRangeException(nameof(options), options.Port, "port must be 0..65535");
+        if (options.Port is < 0 or > 65535) throw new InvalidArgumentException("port", $"must be 0..65535 (got {options.Port})");
         var address = ParseHost(options.Host);
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.SetMinimumLevel(logLevel);
@@ -57,7 +57,7 @@ public sealed class GptJxServer : IAsyncDisposable
         "*" or "+" or "0.0.0.0" => IPAddress.Any,
         "::" or "[::]" => IPAddress.IPv6Any,
         var h when IPAddress.TryParse(h.Trim('[', ']'), out var ip) => ip,
-        var h => throw new ArgumentException($"host '{h}' is not an IP address, localhost or *", nameof(host)),
+        var h => throw new InvalidArgumentException(nameof(host), $"'{h}' is not an IP address, localhost or *"),
     };
 
     public WebApplication App => _app;

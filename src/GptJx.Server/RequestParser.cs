@@ -23,6 +23,7 @@ internal static class RequestParser
     public static ApiRequest ParseCompletion(JsonElement root, GptJxServerOptions options)
     {
         RequireObject(root);
+        RequireValidText(root);
         CommonChecks(root);
         var (promptText, promptIds) = ReadPrompt(root);
         int? logprobs = OptionalInt(root, "logprobs", 0, 5);
@@ -41,6 +42,7 @@ internal static class RequestParser
     public static ApiRequest ParseChat(JsonElement root, GptJxServerOptions options)
     {
         RequireObject(root);
+        RequireValidText(root);
         CommonChecks(root);
         if (root.TryGetProperty("echo", out var echo) && echo.ValueKind == JsonValueKind.True)
             throw new RequestException("echo is not supported by chat completions", "echo", "unsupported_parameter");
@@ -62,6 +64,17 @@ internal static class RequestParser
     private static void RequireObject(JsonElement root)
     {
         if (root.ValueKind != JsonValueKind.Object) throw new RequestException("the request body must be a JSON object", null, "invalid_json");
+    }
+
+    /// <summary>
+    /// Every string and property name must be text: invalid UTF-8 or an escaped unpaired surrogate
+    /// (<c>"\ud800"</c>) is refused here, naming where it is, before any lookup trips over it.
+    /// </summary>
+    private static void RequireValidText(JsonElement root)
+    {
+        if (JsonText.FindInvalid(root) is { } bad)
+            throw new RequestException($"{bad.Describe()} is not valid text: it holds invalid UTF-8 or an unpaired UTF-16 surrogate escape",
+                bad.Path.Length == 0 ? null : bad.Path, "invalid_encoding");
     }
 
     private static void CommonChecks(JsonElement root)
@@ -167,7 +180,7 @@ internal static class RequestParser
         var text = new System.Text.StringBuilder();
         foreach (var part in content.EnumerateArray())
         {
-            if (part.ValueKind != JsonValueKind.Object || !part.TryGetProperty("type", out var type) || type.GetString() != "text"
+            if (part.ValueKind != JsonValueKind.Object || !part.TryGetProperty("type", out var type) || type.ValueKind != JsonValueKind.String || !type.ValueEquals("text")
                 || !part.TryGetProperty("text", out var t) || t.ValueKind != JsonValueKind.String)
                 throw new RequestException($"{at}.content: only text parts ({{\"type\": \"text\", \"text\": ...}}) are supported", $"{at}.content", "unsupported_value");
             text.Append(t.GetString());

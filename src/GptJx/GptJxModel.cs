@@ -11,11 +11,20 @@ public sealed record ModelLoadOptions
     /// <summary>Most tokens one forward call processes; longer prompts are prefilled in chunks of this size.</summary>
     public int PrefillChunk { get; init; } = 256;
 
+    /// <summary>Largest <see cref="PrefillChunk"/> (scratch memory grows with it; a chunk beyond the context is never used).</summary>
+    public const int MaxPrefillChunk = 65536;
+
     /// <summary>Reports load progress from 0 to 1.</summary>
     public IProgress<double>? Progress { get; init; }
 
     /// <summary>Receives warnings (unknown config keys, unused tensors).</summary>
     public Action<string>? Warning { get; init; }
+
+    public void Validate()
+    {
+        if (PrefillChunk is < 1 or > MaxPrefillChunk)
+            throw new InvalidArgumentException(nameof(PrefillChunk), $"must be 1..{MaxPrefillChunk} tokens (got {PrefillChunk})");
+    }
 }
 
 /// <summary>
@@ -52,14 +61,20 @@ public sealed class GptJxModel : IDisposable
         options ??= new ModelLoadOptions();
         try
         {
+            options.Validate();
             var config = ModelConfig.Load(directory);
             foreach (var key in config.UnknownKeys) options.Warning?.Invoke($"config.json: unknown key '{key}' ignored");
             var tokenizer = Gpt2Tokenizer.Load(directory);
+            // The model may pick any id of its vocabulary; each must decode.
+            if (tokenizer.VocabularySize < config.VocabularySize)
+                throw new ModelConfigException(Path.Combine(directory, "config.json"), "vocab_size",
+                    $"{config.VocabularySize} is larger than the tokenizer's vocabulary of {tokenizer.VocabularySize} ({tokenizer.Source}): ids it cannot decode could be generated");
             using var source = CheckpointLoader.Open(directory);
             var weights = ModelWeights.Bind(config, source, backend, options.Progress);
             backend.EndLoading();
             foreach (var name in weights.UnusedTensors) options.Warning?.Invoke($"{source.Location}: tensor '{name}' is not used by GPT-JX and was ignored");
-            return new GptJxModel(Path.GetFullPath(directory), config, tokenizer, backend, weights, options.PrefillChunk);
+            // A chunk longer than the context would never be filled.
+            return new GptJxModel(Path.GetFullPath(directory), config, tokenizer, backend, weights, Math.Min(options.PrefillChunk, config.ContextLength));
         }
         catch
         {
@@ -74,7 +89,7 @@ public sealed class GptJxModel : IDisposable
         ObjectDisposedException.ThrowIf(_disposed, this);
         int size = capacity ?? Config.ContextLength;
         if (size < 1 || size > Config.ContextLength)
-            throw new ArgumentOutOfRangeException(nameof(capacity), size, $"sequence capacity must be 1..{Config.ContextLength} (the model's context)");
+            throw new InvalidArgumentException(nameof(capacity), $"must be 1..{Config.ContextLength}, the model's context (got {size})");
         return new Sequence(this, Backend.CreateKvCache(Config.Layers, 1, size, Config.Heads, Config.HeadDim));
     }
 
@@ -90,7 +105,7 @@ public sealed class GptJxModel : IDisposable
     {
         foreach (int id in ids)
             if ((uint)id >= (uint)Config.VocabularySize)
-                throw new ArgumentOutOfRangeException(what, id, $"{what} token id {id} is outside the model's vocabulary of {Config.VocabularySize}");
+                throw new InvalidArgumentException(what, $"token id {id} is outside the model's vocabulary of {Config.VocabularySize}");
     }
 
     /// <summary>One forward call under the model's lock.</summary>

@@ -52,7 +52,7 @@ internal static class BenchCommand
             int sequences = options.BatchSizes.Max();
             int positions = Math.Max(options.PromptTokens.Max(), (options.DecodeContext ?? options.PromptTokens[0]) + options.NewTokens + 1);
             try { report = BenchmarkRunner.Run(directory, () => ModelLoading.CreateBackend(deviceName, type, directory, options.PrefillChunk, sequences, positions), options); }
-            catch (ArgumentException e) { throw new UsageException(e.Message); }
+            catch (ArgumentException e) when (e is not InvalidArgumentException) { throw new UsageException(e.Message); }
             Console.Out.Write(report.ToTable());
             if (parse.GetValue(json) is { } file)
             {
@@ -67,9 +67,7 @@ internal static class BenchCommand
     /// <summary>The preset's random-weight bf16 checkpoint, written on first use (kept out of any repository).</summary>
     private static string EnsurePreset(string name, DirectoryInfo? cacheDir)
     {
-        TestModelShape shape;
-        try { shape = TestModelShape.Preset(name); }
-        catch (ArgumentException e) { throw new UsageException("--preset: " + e.Message.Split(" (Parameter")[0]); }
+        var shape = TestModelShape.Preset(name);
         string root = cacheDir?.FullName ?? Path.Combine(
             Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "gptjx", "models");
         string directory = Path.Combine(root, $"{name}-bf16");

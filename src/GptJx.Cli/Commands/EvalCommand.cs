@@ -13,16 +13,15 @@ internal static class EvalCommand
         var dtype = CommonOptions.DType();
         var file = new Option<FileInfo>("--text-file") { Description = "UTF-8 text to score", Required = true };
         var context = new Option<int?>("--context") { Description = "Window length in tokens (default: the model's context)" };
+        var invalidUtf8 = TextFile.InvalidUtf8Option();
         var json = new Option<bool>("--json") { Description = "Print JSON instead of text" };
         var command = new Command("eval", "Perplexity of a text (token count, mean negative log-likelihood, perplexity)")
         {
-            model, device, dtype, file, context, json,
+            model, device, dtype, file, invalidUtf8, context, json,
         };
         command.SetAction((parse, _) => CommonOptions.Run(parse, () =>
         {
-            var path = parse.GetValue(file)!;
-            if (!path.Exists) throw new UsageException($"--text-file: '{path.FullName}' does not exist");
-            string text = File.ReadAllText(path.FullName);
+            string text = TextFile.Read(parse.GetValue(file)!, parse.GetValue(invalidUtf8)!);
             using var m = ModelLoading.Load(parse.GetValue(model)!, parse.GetValue(device)!, parse.GetValue(dtype));
             var ids = m.Encode(text);
             var result = Perplexity.Evaluate(m, ids, parse.GetValue(context), new TerminalProgress("scoring"));

@@ -24,8 +24,9 @@ internal static class InspectCommand
             int sequences = parse.GetValue(batch);
             if (ctx < 1 || ctx > config.ContextLength) throw new UsageException($"--context must be 1..{config.ContextLength}");
             if (sequences < 1) throw new UsageException("--batch must be at least 1");
-            var weightType = source.Tensors.First().DType;
-            long kv16 = 2L * config.Layers * config.Width * 2 * ctx * sequences;
+            var weightType = source.Tensors.FirstOrDefault()?.DType
+                ?? throw new CheckpointException(source.Location, null, "holds no fp32, fp16 or bf16 tensors");
+            double kv16 = 2.0 * config.Layers * config.Width * 2 * ctx * sequences;
 
             Console.Out.WriteLine($"model        {dir.FullName}");
             Console.Out.WriteLine($"checkpoint   {source.Location}");
@@ -36,7 +37,7 @@ internal static class InspectCommand
             Console.Out.WriteLine($"parameters   {config.ParameterCount:N0}");
             Console.Out.WriteLine($"tensors      {source.Tensors.Count}, {string.Join(", ", types)}");
             Console.Out.WriteLine($"weights      {Gb(bytes)} on disk");
-            Console.Out.WriteLine($"memory       weights {Gb(config.ParameterCount * weightType.Size())} ({weightType.Name()})"
+            Console.Out.WriteLine($"memory       weights {Gb((double)config.ParameterCount * weightType.Size())} ({weightType.Name()})"
                 + $" + KV cache {Gb(kv16)} at 16-bit / {Gb(2 * kv16)} at fp32 for {sequences} x {ctx} tokens"
                 + $" ({2L * config.Layers * config.Width * 2:N0} bytes per token at 16-bit)");
             foreach (var key in config.UnknownKeys) Console.Error.WriteLine($"warning: config.json: unknown key '{key}'");
@@ -45,5 +46,5 @@ internal static class InspectCommand
         return command;
     }
 
-    private static string Gb(long bytes) => $"{bytes / 1e9:F2} GB";
+    private static string Gb(double bytes) => $"{bytes / 1e9:F2} GB";
 }

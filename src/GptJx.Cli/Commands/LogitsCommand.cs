@@ -1,6 +1,6 @@
 using System.CommandLine;
-using System.Globalization;
-using System.Text;
+using System.Text.Json;
+using GptJx.Generation;
 
 namespace GptJx.Cli.Commands;
 
@@ -22,34 +22,54 @@ internal static class LogitsCommand
             var tokens = CommonOptions.ParseIds(parse.GetValue(ids)!);
             using var m = ModelLoading.Load(parse.GetValue(model)!, parse.GetValue(device)!, parse.GetValue(dtype));
             int v = m.VocabularySize;
-            bool allPositions = parse.GetValue(all);
-            using var sequence = m.CreateSequence(Math.Min(m.Config.ContextLength, tokens.Length));
-            var logits = new float[(allPositions ? tokens.Length : 1) * v];
-            if (allPositions) sequence.AppendAll(tokens, logits);
-            else sequence.Append(tokens, logits);
+            CommonOptions.CheckIds(tokens, v, "model's");
+            if (tokens.Length > m.Config.ContextLength)
+                throw new UsageException($"--ids: {tokens.Length} ids exceed the model's context of {m.Config.ContextLength}");
+            using var sequence = m.CreateSequence(tokens.Length);
 
-            var json = new StringBuilder("{\"ids\":[").AppendJoin(',', tokens).Append("],\"logits\":");
-            if (allPositions)
+            // Written as computed, a row at a time: all positions of a long input are
+            // hundreds of megabytes of JSON, which never need to be in memory at once.
+            using var stdout = Console.OpenStandardOutput();
+            using var json = new Utf8JsonWriter(stdout);
+            json.WriteStartObject();
+            json.WriteStartArray("ids");
+            foreach (int id in tokens) json.WriteNumberValue(id);
+            json.WriteEndArray();
+            if (parse.GetValue(all))
             {
-                json.Append('[');
-                for (int p = 0; p < tokens.Length; p++) AppendArray(json.Append(p > 0 ? "," : ""), logits.AsSpan(p * v, v));
-                json.Append(']');
+                json.WriteStartArray("logits");
+                int chunk = m.MaxRowsPerForward;
+                var logits = new float[chunk * v];
+                for (int start = 0; start < tokens.Length; start += chunk)
+                {
+                    int n = Math.Min(chunk, tokens.Length - start);
+                    sequence.AppendAll(tokens.AsSpan(start, n), logits.AsSpan(0, n * v));
+                    for (int row = 0; row < n; row++) WriteRow(json, logits.AsSpan(row * v, v), start + row);
+                }
+                json.WriteEndArray();
             }
-            else AppendArray(json, logits);
-            Console.Out.WriteLine(json.Append('}'));
+            else
+            {
+                var logits = new float[v];
+                sequence.Append(tokens, logits);
+                json.WritePropertyName("logits");
+                WriteRow(json, logits, tokens.Length - 1);
+            }
+            json.WriteEndObject();
+            json.Flush();
+            stdout.Write("\n"u8);
             return 0;
         }));
         return command;
     }
 
-    private static void AppendArray(StringBuilder json, ReadOnlySpan<float> values)
+    /// <summary>One position's logits as a JSON array; JSON has no NaN or infinity, so those are an error naming the position.</summary>
+    private static void WriteRow(Utf8JsonWriter json, ReadOnlySpan<float> logits, int position)
     {
-        json.Append('[');
-        for (int i = 0; i < values.Length; i++)
-        {
-            if (i > 0) json.Append(',');
-            json.Append(values[i].ToString("R", CultureInfo.InvariantCulture));
-        }
-        json.Append(']');
+        NonFiniteLogitsException.ThrowIfAny(logits, position);
+        json.WriteStartArray();
+        foreach (float value in logits) json.WriteNumberValue(value);
+        json.WriteEndArray();
+        json.Flush();
     }
 }

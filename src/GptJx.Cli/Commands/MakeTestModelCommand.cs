@@ -27,9 +27,7 @@ internal static class MakeTestModelCommand
         };
         command.SetAction((parse, _) => CommonOptions.Run(parse, () =>
         {
-            TestModelShape shape;
-            try { shape = TestModelShape.Preset(parse.GetValue(preset)!); }
-            catch (ArgumentException e) { throw new UsageException("--preset: " + e.Message.Split(" (Parameter")[0]); }
+            var shape = TestModelShape.Preset(parse.GetValue(preset)!);
             shape = shape with
             {
                 Layers = Positive(parse.GetValue(layers), "--layers") ?? shape.Layers,

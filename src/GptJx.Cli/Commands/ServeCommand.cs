@@ -34,17 +34,9 @@ internal static class ServeCommand
                 MaxQueueLength = parse.GetValue(maxQueue),
                 PrefillChunk = parse.GetValue(prefillChunk),
                 MaxSequenceLength = parse.GetValue(maxSequence),
-                RequestTimeout = parse.GetValue(timeout) is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
+                RequestTimeout = parse.GetValue(timeout) is { } seconds ? Seconds(seconds) : null,
             };
-            try { engineOptions.Validate(); }
-            catch (ArgumentException e) { throw new UsageException(e.ParamName switch
-            {
-                nameof(EngineOptions.MaxBatchSize) => "--max-batch must be at least 1",
-                nameof(EngineOptions.MaxQueueLength) => "--max-queue must be zero or more",
-                nameof(EngineOptions.PrefillChunk) => "--prefill-chunk must be at least 1",
-                nameof(EngineOptions.MaxSequenceLength) => "--max-seq-len must be at least 2",
-                _ => "--timeout must be positive",
-            }); }
+            engineOptions.Validate();
             int portValue = parse.GetValue(port);
             if (portValue is < 0 or > 65535) throw new UsageException($"--port {portValue} is not 0..65535");
             bool verbose = parse.GetValue(CommonOptions.Verbose);
@@ -52,16 +44,8 @@ internal static class ServeCommand
             var loaded = ModelLoading.Load(parse.GetValue(model) ?? DemoModel.Ensure(), parse.GetValue(device)!, parse.GetValue(dtype),
                 engineOptions.PrefillChunk, engineOptions.MaxBatchSize, engineOptions.MaxSequenceLength);
             await using var engine = new InferenceEngine(loaded, engineOptions, ownsModel: true);
-            GptJxServer server;
-            try
-            {
-                server = GptJxServer.Create(engine, new GptJxServerOptions { Host = parse.GetValue(host)!, Port = portValue, ModelId = parse.GetValue(modelId)! },
-                    verbose ? LogLevel.Information : LogLevel.Warning);
-            }
-            catch (ArgumentException e)
-            {
-                throw new UsageException($"--host: {e.Message[..(e.Message.IndexOf(" (Parameter", StringComparison.Ordinal) is var i and > 0 ? i : e.Message.Length)]}");
-            }
+            var server = GptJxServer.Create(engine, new GptJxServerOptions { Host = parse.GetValue(host)!, Port = portValue, ModelId = parse.GetValue(modelId)! },
+                verbose ? LogLevel.Information : LogLevel.Warning);
             await using (server)
             {
                 await server.StartAsync(cancel);
@@ -72,4 +56,10 @@ internal static class ServeCommand
         }));
         return command;
     }
+
+    /// <summary>--timeout in seconds; NaN, infinities and values beyond TimeSpan's range are refused here, the rest by the engine's limits.</summary>
+    private static TimeSpan Seconds(double seconds) =>
+        double.IsFinite(seconds) && Math.Abs(seconds) < TimeSpan.MaxValue.TotalSeconds
+            ? TimeSpan.FromSeconds(seconds)
+            : throw new UsageException($"--timeout must be a positive number of seconds (got {seconds})");
 }

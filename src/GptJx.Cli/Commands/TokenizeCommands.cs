@@ -12,14 +12,15 @@ internal static class TokenizeCommands
         var text = new Option<string?>("--text") { Description = "Text to tokenize" };
         var file = new Option<FileInfo?>("--text-file") { Description = "UTF-8 file to tokenize" };
         var special = new Option<bool>("--parse-special") { Description = "Turn the literal text <|endoftext|> into the special token" };
+        var invalidUtf8 = TextFile.InvalidUtf8Option();
         var json = new Option<bool>("--json") { Description = "Print JSON {\"ids\":[...],\"tokens\":[...]}" };
-        var command = new Command("tokenize", "Print the GPT-2 token ids of a text") { model, text, file, special, json };
+        var command = new Command("tokenize", "Print the GPT-2 token ids of a text") { model, text, file, invalidUtf8, special, json };
         command.SetAction((parse, _) => CommonOptions.Run(parse, () =>
         {
             string input = (parse.GetValue(text), parse.GetValue(file)) switch
             {
                 (string t, null) => t,
-                (null, FileInfo f) => f.Exists ? File.ReadAllText(f.FullName) : throw new UsageException($"--text-file: '{f.FullName}' does not exist"),
+                (null, FileInfo f) => TextFile.Read(f, parse.GetValue(invalidUtf8)!),
                 _ => throw new UsageException("give exactly one of --text or --text-file"),
             };
             var tokenizer = Gpt2Tokenizer.Load(parse.GetValue(model)?.FullName);
@@ -43,7 +44,9 @@ internal static class TokenizeCommands
         command.SetAction((parse, _) => CommonOptions.Run(parse, () =>
         {
             var tokenizer = Gpt2Tokenizer.Load(parse.GetValue(model)?.FullName);
-            Console.Out.WriteLine(tokenizer.Decode(CommonOptions.ParseIds(parse.GetValue(ids)!)));
+            var tokens = CommonOptions.ParseIds(parse.GetValue(ids)!);
+            CommonOptions.CheckIds(tokens, tokenizer.VocabularySize, "tokenizer's");
+            Console.Out.WriteLine(tokenizer.Decode(tokens));
             return 0;
         }));
         return command;

@@ -1,6 +1,13 @@
 namespace GptJx.Backends;
 
 /// <summary>
+/// Optional capability: the backend refuses NaN and infinite weights itself while it packs or
+/// streams them (with <see cref="Checkpoints.FiniteWeights"/>' errors), so the loader does not
+/// read every weight a second time to check them.
+/// </summary>
+public interface IFiniteWeightCheck;
+
+/// <summary>
 /// Optional capability: record the ops of one forward call once and replay them with new
 /// token ids and sequence positions (CUDA graphs), which removes per-op launch costs from decoding.
 /// A recording stays bound to the tensors and KV cache it was recorded with.
@@ -26,7 +33,11 @@ public interface IForwardRecording
 /// </summary>
 public interface IDeviceTokenPicker
 {
-    /// <summary>One token per row of <paramref name="logits"/>, following <paramref name="draws"/> (one per row).</summary>
+    /// <summary>
+    /// One token per row of <paramref name="logits"/>, following <paramref name="draws"/> (one per row).
+    /// A row with a NaN or infinite logit gets an id outside the vocabulary (callers raise
+    /// <see cref="Generation.NonFiniteLogitsException"/>), as the host sampler refuses such rows.
+    /// </summary>
     void PickTokens(ITensor logits, ReadOnlySpan<TokenDraw> draws, Span<int> tokens);
 }
 

@@ -34,6 +34,7 @@ public static class CheckpointLoader
 
     private static ITensorSource OpenFile(string file)
     {
+        if (RegularFile.Problem(file) is { } problem) throw new CheckpointException(file, null, problem);
         string name = Path.GetFileName(file);
         if (name.EndsWith(".index.json", StringComparison.OrdinalIgnoreCase)) return ShardedTensorSource.Open(file);
         if (name.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return SafeTensorsReader.Open(file);

@@ -30,11 +30,18 @@ internal sealed unsafe class MappedFile : IDisposable
 
     public byte* Pointer => _pointer != null ? _pointer : throw new ObjectDisposedException(Path);
 
-    /// <summary>Bytes [offset, offset+count) of the file; the caller has bounds-checked them.</summary>
-    public ReadOnlySpan<byte> Span(long offset, int count) => new(Pointer + offset, count);
+    /// <summary>Whether bytes [offset, offset+count) lie inside the file; safe for any values (no overflow).</summary>
+    public bool Holds(long offset, long count) => offset >= 0 && count >= 0 && offset <= Length && count <= Length - offset;
+
+    /// <summary>Bytes [offset, offset+count) of the file. Callers check bounds with their own message first; this is the backstop.</summary>
+    public ReadOnlySpan<byte> Span(long offset, int count) =>
+        Holds(offset, count)
+            ? new(Pointer + offset, count)
+            : throw new CheckpointException(Path, null, $"bytes [{offset}, +{count}) lie outside the file of {Length} bytes (corrupt or truncated file)");
 
     public static MappedFile Open(string path)
     {
+        if (RegularFile.Problem(path) is { } problem) throw new CheckpointException(path, null, problem);
         FileStream stream;
         try
         {

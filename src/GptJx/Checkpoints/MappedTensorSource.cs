@@ -30,9 +30,9 @@ public abstract unsafe class MappedTensorSource : ITensorSource
 
     private protected void Add(TensorInfo info, long offset)
     {
-        if (offset < 0 || offset + info.ByteLength > File.Length)
+        if (!File.Holds(offset, info.ByteLength))
             throw new CheckpointException(info.File, info.Name,
-                $"bytes [{offset}, {offset + info.ByteLength}) lie outside the file of {File.Length} bytes (truncated file?)");
+                $"bytes [{offset}, +{info.ByteLength}) lie outside the file of {File.Length} bytes (truncated file?)");
         if (!_byName.TryAdd(info.Name, (info, offset)))
             throw new CheckpointException(info.File, info.Name, "tensor name appears twice");
         _ordered.Add(info);

@@ -77,15 +77,17 @@ public sealed class PyTorchBinReader : MappedTensorSource
         DType dtype = CheckDType(name, tensor);
         long[] shape = tensor.Shape, stride = tensor.Stride;
 
+        if (shape.Length > TensorInfo.MaxRank) throw Bad($"has {shape.Length} dimensions; at most {TensorInfo.MaxRank} are supported");
         if (shape.Any(d => d < 0)) throw Bad($"negative size [{string.Join(", ", shape)}]");
         long elements, storageBytes;
         try
         {
-            // Row-major contiguity; a dimension of size 1 may carry any stride, as in torch.
+            // Row-major contiguity; a dimension of size 1 may carry any stride, as in torch (and an empty tensor any strides).
+            bool empty = shape.Contains(0);
             elements = 1;
             for (int i = shape.Length - 1; i >= 0; i--)
             {
-                if (shape[i] != 1 && stride[i] != elements && !shape.Contains(0))
+                if (shape[i] != 1 && stride[i] != elements && !empty)
                     throw Bad($"tensor is not contiguous (size [{string.Join(", ", shape)}], stride [{string.Join(", ", stride)}]); save it with .contiguous()");
                 elements = checked(elements * shape[i]);
             }

@@ -76,6 +76,7 @@ public sealed class ShardedTensorSource : ITensorSource
 
     private static List<(string Name, string Shard)> ReadWeightMap(string indexPath)
     {
+        if (RegularFile.Problem(indexPath) is { } problem) throw new CheckpointException(indexPath, null, problem);
         byte[] bytes;
         try
         {
@@ -93,11 +94,16 @@ public sealed class ShardedTensorSource : ITensorSource
                 || !document.RootElement.TryGetProperty("weight_map", out var map)
                 || map.ValueKind != JsonValueKind.Object)
                 throw new CheckpointException(indexPath, null, "index has no \"weight_map\" object");
+            if (JsonText.FindInvalid(map) is { } bad)
+                throw new CheckpointException(indexPath, null, $"weight_map: {bad.Describe()} is not valid text (invalid UTF-8 or an unpaired surrogate escape)");
             var result = new List<(string, string)>();
+            var seen = new HashSet<string>(StringComparer.Ordinal);
             foreach (var entry in map.EnumerateObject())
             {
                 if (entry.Value.ValueKind != JsonValueKind.String)
                     throw new CheckpointException(indexPath, entry.Name, "weight_map value is not a shard file name");
+                if (!seen.Add(entry.Name))
+                    throw new CheckpointException(indexPath, entry.Name, "listed twice in weight_map");
                 result.Add((entry.Name, entry.Value.GetString()!));
             }
             if (result.Count == 0)

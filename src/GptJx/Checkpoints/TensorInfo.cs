@@ -8,6 +8,9 @@ namespace GptJx.Checkpoints;
 /// </summary>
 public sealed record TensorInfo(string Name, DType DType, long[] Shape, string File)
 {
+    /// <summary>Most dimensions a checkpoint tensor may have: far more than any weight, and a bound on the work a hostile shape can cause.</summary>
+    public const int MaxRank = 16;
+
     public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
     public long ByteLength => ElementCount * DType.Size();
     public string ShapeText => "[" + string.Join(", ", Shape) + "]";

@@ -21,6 +21,15 @@ internal static class ZipDirectory
     private const uint DirectoryEntrySignature = 0x02014b50;
     private const uint LocalHeaderSignature = 0x04034b50;
 
+    // Fixed sizes of the records (before their variable-length names, extras and comments).
+    private const int EndOfDirectoryBytes = 22, Zip64LocatorBytes = 20, Zip64EndOfDirectoryBytes = 56;
+    private const int DirectoryEntryBytes = 46, LocalHeaderBytes = 30;
+
+    /// <summary>
+    /// Every offset and size read from the file is checked with <see cref="MappedFile.Holds"/>,
+    /// which cannot overflow: ZIP64 fields are 64-bit and a hostile file may set them to anything
+    /// (values above long.MaxValue read as negative and are refused too).
+    /// </summary>
     public static List<ZipEntry> Read(MappedFile file)
     {
         string path = file.Path;
@@ -28,7 +37,7 @@ internal static class ZipDirectory
         CheckpointException Bad(string why) => new(path, null, why);
 
         long eocd = FindEndOfDirectory(file) ?? throw Bad("no zip end-of-central-directory record found (truncated file or not a zip archive)");
-        var end = file.Span(eocd, 22);
+        var end = file.Span(eocd, EndOfDirectoryBytes);
         long count = BinaryPrimitives.ReadUInt16LittleEndian(end[10..]);
         long directorySize = BinaryPrimitives.ReadUInt32LittleEndian(end[12..]);
         long directoryOffset = BinaryPrimitives.ReadUInt32LittleEndian(end[16..]);
@@ -37,28 +46,32 @@ internal static class ZipDirectory
         // which a locator just before the end record points to.
         if (count == 0xFFFF || directorySize == 0xFFFFFFFF || directoryOffset == 0xFFFFFFFF)
         {
-            long locator = eocd - 20;
+            long locator = eocd - Zip64LocatorBytes;
             if (locator < 0 || BinaryPrimitives.ReadUInt32LittleEndian(file.Span(locator, 4)) != Zip64LocatorSignature)
                 throw Bad("ZIP64 end-of-central-directory locator is missing");
             long record = (long)BinaryPrimitives.ReadUInt64LittleEndian(file.Span(locator + 8, 8));
-            if (record < 0 || record + 56 > length || BinaryPrimitives.ReadUInt32LittleEndian(file.Span(record, 4)) != Zip64EndOfDirectorySignature)
-                throw Bad("ZIP64 end-of-central-directory record is missing or corrupt");
-            var r = file.Span(record, 56);
+            if (!file.Holds(record, Zip64EndOfDirectoryBytes) || BinaryPrimitives.ReadUInt32LittleEndian(file.Span(record, 4)) != Zip64EndOfDirectorySignature)
+                throw Bad($"ZIP64 end-of-central-directory record at offset {(ulong)record} is missing or corrupt");
+            var r = file.Span(record, Zip64EndOfDirectoryBytes);
             count = (long)BinaryPrimitives.ReadUInt64LittleEndian(r[32..]);
             directorySize = (long)BinaryPrimitives.ReadUInt64LittleEndian(r[40..]);
             directoryOffset = (long)BinaryPrimitives.ReadUInt64LittleEndian(r[48..]);
         }
 
-        if (directoryOffset < 0 || directorySize < 0 || directoryOffset + directorySize > length)
-            throw Bad($"zip central directory [{directoryOffset}, +{directorySize}) lies outside the file of {length} bytes (truncated file?)");
+        if (!file.Holds(directoryOffset, directorySize))
+            throw Bad($"zip central directory [{(ulong)directoryOffset}, +{(ulong)directorySize}) lies outside the file of {length} bytes (truncated file?)");
+        long directoryEnd = directoryOffset + directorySize;
+        // Every entry takes at least its fixed header, which bounds a believable count.
+        if (count < 0 || count > directorySize / DirectoryEntryBytes)
+            throw Bad($"zip central directory of {directorySize} bytes cannot hold the {(ulong)count} entries it claims");
 
         var entries = new List<ZipEntry>((int)Math.Min(count, 1 << 20));
         long position = directoryOffset;
         for (long i = 0; i < count; i++)
         {
-            if (position + 46 > directoryOffset + directorySize || BinaryPrimitives.ReadUInt32LittleEndian(file.Span(position, 4)) != DirectoryEntrySignature)
-                throw Bad($"zip central directory entry {i} is corrupt");
-            var h = file.Span(position, 46);
+            if (directoryEnd - position < DirectoryEntryBytes || BinaryPrimitives.ReadUInt32LittleEndian(file.Span(position, 4)) != DirectoryEntrySignature)
+                throw Bad($"zip central directory entry {i} (offset {position}) is corrupt");
+            var h = file.Span(position, DirectoryEntryBytes);
             ushort method = BinaryPrimitives.ReadUInt16LittleEndian(h[10..]);
             long compressed = BinaryPrimitives.ReadUInt32LittleEndian(h[20..]);
             long size = BinaryPrimitives.ReadUInt32LittleEndian(h[24..]);
@@ -66,22 +79,23 @@ internal static class ZipDirectory
             int extraLength = BinaryPrimitives.ReadUInt16LittleEndian(h[30..]);
             int commentLength = BinaryPrimitives.ReadUInt16LittleEndian(h[32..]);
             long localHeader = BinaryPrimitives.ReadUInt32LittleEndian(h[42..]);
-            if (position + 46 + nameLength + extraLength + commentLength > directoryOffset + directorySize)
-                throw Bad($"zip central directory entry {i} is corrupt");
-            string name = Encoding.UTF8.GetString(file.Span(position + 46, nameLength));
-            ReadZip64Extra(file.Span(position + 46 + nameLength, extraLength), ref size, ref compressed, ref localHeader);
+            long entryLength = DirectoryEntryBytes + nameLength + extraLength + commentLength;
+            if (directoryEnd - position < entryLength)
+                throw Bad($"zip central directory entry {i} (offset {position}) runs past the end of the directory");
+            string name = Encoding.UTF8.GetString(file.Span(position + DirectoryEntryBytes, nameLength));
+            ReadZip64Extra(file.Span(position + DirectoryEntryBytes + nameLength, extraLength), ref size, ref compressed, ref localHeader);
 
-            if (localHeader < 0 || localHeader + 30 > length || BinaryPrimitives.ReadUInt32LittleEndian(file.Span(localHeader, 4)) != LocalHeaderSignature)
-                throw Bad($"zip entry '{name}' has no valid local header (truncated file?)");
-            var local = file.Span(localHeader, 30);
-            long dataOffset = localHeader + 30 + BinaryPrimitives.ReadUInt16LittleEndian(local[26..]) + BinaryPrimitives.ReadUInt16LittleEndian(local[28..]);
+            if (!file.Holds(localHeader, LocalHeaderBytes) || BinaryPrimitives.ReadUInt32LittleEndian(file.Span(localHeader, 4)) != LocalHeaderSignature)
+                throw Bad($"zip entry '{name}' has no valid local header at offset {(ulong)localHeader} (truncated file?)");
+            var local = file.Span(localHeader, LocalHeaderBytes);
+            long dataOffset = localHeader + LocalHeaderBytes + BinaryPrimitives.ReadUInt16LittleEndian(local[26..]) + BinaryPrimitives.ReadUInt16LittleEndian(local[28..]);
             if (method == 0 && compressed != size)
-                throw Bad($"zip entry '{name}' is stored but its sizes disagree ({compressed} vs {size})");
-            if (dataOffset + compressed > length)
-                throw Bad($"zip entry '{name}' runs beyond the end of the file of {length} bytes (truncated file?)");
+                throw Bad($"zip entry '{name}' is stored but its sizes disagree ({(ulong)compressed} vs {(ulong)size})");
+            if (size < 0 || !file.Holds(dataOffset, compressed))
+                throw Bad($"zip entry '{name}' of {(ulong)compressed} bytes at offset {dataOffset} runs beyond the end of the file of {length} bytes (truncated file?)");
 
             entries.Add(new ZipEntry(name, method, dataOffset, compressed, size));
-            position += 46 + nameLength + extraLength + commentLength;
+            position += entryLength;
         }
         return entries;
     }
@@ -89,8 +103,8 @@ internal static class ZipDirectory
     /// <summary>The end record sits in the last 22 + 65535 (comment) bytes; scan backwards for it.</summary>
     private static long? FindEndOfDirectory(MappedFile file)
     {
-        long stop = Math.Max(0, file.Length - 22 - 0xFFFF);
-        for (long p = file.Length - 22; p >= stop; p--)
+        long stop = Math.Max(0, file.Length - EndOfDirectoryBytes - 0xFFFF);
+        for (long p = file.Length - EndOfDirectoryBytes; p >= stop; p--)
         {
             if (BinaryPrimitives.ReadUInt32LittleEndian(file.Span(p, 4)) == EndOfDirectorySignature)
                 return p;

@@ -29,14 +29,14 @@ public sealed record GenerationOptions
 
     public void Validate()
     {
-        if (MaxNewTokens < 0) throw new ArgumentOutOfRangeException(nameof(MaxNewTokens), MaxNewTokens, "max-new-tokens must be zero or more");
+        if (MaxNewTokens < 0) throw new InvalidArgumentException(nameof(MaxNewTokens), $"must be zero or more (got {MaxNewTokens})");
         if (!float.IsFinite(Temperature) || Temperature < 0)
-            throw new ArgumentOutOfRangeException(nameof(Temperature), Temperature, "temperature must be a finite number >= 0 (0 = greedy)");
-        if (TopK < 0) throw new ArgumentOutOfRangeException(nameof(TopK), TopK, "top-k must be >= 0 (0 = off)");
-        if (!(TopP > 0 && TopP <= 1)) throw new ArgumentOutOfRangeException(nameof(TopP), TopP, "top-p must be in (0, 1]");
+            throw new InvalidArgumentException(nameof(Temperature), $"must be a finite number >= 0, 0 = greedy (got {Temperature})");
+        if (TopK < 0) throw new InvalidArgumentException(nameof(TopK), $"must be >= 0, 0 = off (got {TopK})");
+        if (!(TopP > 0 && TopP <= 1)) throw new InvalidArgumentException(nameof(TopP), $"must be in (0, 1] (got {TopP})");
         if (!float.IsFinite(RepetitionPenalty) || RepetitionPenalty <= 0)
-            throw new ArgumentOutOfRangeException(nameof(RepetitionPenalty), RepetitionPenalty, "repetition-penalty must be a finite number > 0 (1 = off)");
+            throw new InvalidArgumentException(nameof(RepetitionPenalty), $"must be a finite number > 0, 1 = off (got {RepetitionPenalty})");
         foreach (var stop in StopSequences)
-            if (string.IsNullOrEmpty(stop)) throw new ArgumentException("stop sequences must not be empty", nameof(StopSequences));
+            if (string.IsNullOrEmpty(stop)) throw new InvalidArgumentException(nameof(StopSequences), "must not be empty");
     }
 }

@@ -19,8 +19,8 @@ public static class Perplexity
     {
         int window = context ?? model.Config.ContextLength;
         if (window < 2 || window > model.Config.ContextLength)
-            throw new ArgumentOutOfRangeException(nameof(context), window, $"context must be 2..{model.Config.ContextLength}");
-        if (textIds.Count == 0) throw new ArgumentException("the text has no tokens", nameof(textIds));
+            throw new InvalidArgumentException(nameof(context), $"must be 2..{model.Config.ContextLength} tokens (got {window})");
+        if (textIds.Count == 0) throw new InvalidArgumentException("text", "has no tokens");
         var ids = new int[textIds.Count + 1];
         ids[0] = model.Config.BosTokenId;
         for (int i = 0; i < textIds.Count; i++) ids[i + 1] = textIds[i];

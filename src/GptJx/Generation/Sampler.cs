@@ -52,9 +52,13 @@ public sealed class Sampler
     /// <summary>Whether a backend may pick for this sampler (it has no repetition penalty to apply).</summary>
     public bool CanPickOnDevice => _options.RepetitionPenalty == 1f;
 
-    /// <summary>Picks a token on the host for <paramref name="draw"/>; <paramref name="logits"/> is modified in place.</summary>
+    /// <summary>
+    /// Picks a token on the host for <paramref name="draw"/>; <paramref name="logits"/> is modified in place.
+    /// Logits that are not all finite throw <see cref="NonFiniteLogitsException"/>.
+    /// </summary>
     public int Next(Span<float> logits, TokenDraw draw)
     {
+        NonFiniteLogitsException.ThrowIfAny(logits);
         if (_options.RepetitionPenalty != 1f) ApplyRepetitionPenalty(logits, _options.RepetitionPenalty);
         return draw.Temperature == 0f ? ArgMax(logits) : Sample(logits, draw.Uniform);
     }

@@ -58,7 +58,7 @@ public sealed class Sequence : IDisposable
         var logits = _hostLogits ??= new float[_model.VocabularySize];
         bool picked = _model.ForwardAndPick(null, last, _batch, _cache, _lastRow, _draw, sampler.CanPickOnDevice, _picked, logits);
         foreach (int t in last) _tokens.Add(t);
-        int token = picked ? _picked[0] : sampler.Next(logits, _draw[0]);
+        int token = picked ? NonFiniteLogitsException.CheckPicked(_picked[0], _model.VocabularySize) : sampler.Next(logits, _draw[0]);
         sampler.Accept(token);
         return token;
     }
@@ -93,10 +93,11 @@ public sealed class Sequence : IDisposable
 
     private void Check(ReadOnlySpan<int> tokens)
     {
-        if (tokens.IsEmpty) throw new ArgumentException("no tokens to append", nameof(tokens));
+        if (tokens.IsEmpty) throw new InvalidArgumentException("input", "must not be empty");
         _model.CheckIds(tokens, "input");
-        if (Length + tokens.Length > Capacity)
-            throw new ArgumentException($"{Length} + {tokens.Length} tokens exceed the sequence's capacity of {Capacity} (context {_model.Config.ContextLength})", nameof(tokens));
+        if ((long)Length + tokens.Length > Capacity)
+            throw new InvalidArgumentException("input", $"of {tokens.Length} tokens after {Length} exceeds the sequence's capacity of {Capacity} (context {_model.Config.ContextLength})",
+                ArgumentErrorCode.ContextLengthExceeded);
     }
 
     private void PrepareBatch(int newTokens)

@@ -26,10 +26,11 @@ public static class TextGenerator
         var config = model.Config;
         var prompt = promptIds.Count > 0 ? promptIds.ToArray() : [config.BosTokenId];
         if (prompt.Length >= config.ContextLength)
-            throw new ArgumentException($"the prompt has {prompt.Length} tokens; the model's context is {config.ContextLength}, which leaves no room to generate", nameof(promptIds));
+            throw new InvalidArgumentException("prompt", $"of {prompt.Length} tokens leaves no room to generate: the model's context is {config.ContextLength} tokens",
+                ArgumentErrorCode.ContextLengthExceeded);
         model.CheckIds(prompt, "prompt");
 
-        int capacity = Math.Min(config.ContextLength, prompt.Length + Math.Max(options.MaxNewTokens, 1));
+        int capacity = (int)Math.Min(config.ContextLength, (long)prompt.Length + Math.Max(options.MaxNewTokens, 1));
         using var sequence = model.CreateSequence(capacity);
         var sampler = new Sampler(options, config.VocabularySize);
         sampler.Observe(prompt);

@@ -46,16 +46,14 @@ public sealed record ModelConfig
     /// <summary>Multiplier of the final hidden state's logits (muP output scaling).</summary>
     public float LogitScale => OutputAlpha * WidthScale;
 
-    /// <summary>Weights of the model, counted from the shapes (slopes included, as published).</summary>
+    /// <summary>Weights of the model, counted from the shapes (slopes included, as published). Parsing checks it fits a long.</summary>
     public long ParameterCount
     {
         get
         {
             long d = Width, f = FeedForwardWidth, v = VocabularySize;
-            long perLayer = 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + 2 * d + 2 * (d * f + f) + (f * d + d);
-            long total = v * d + Layers * perLayer + 2 * d + Heads;
-            if (!TieWordEmbeddings) total += v * d;
-            return total;
+            long perLayer = checked(2 * d + (d * 3 * d + 3 * d) + (d * d + d) + 2 * d + 2 * (d * f + f) + (f * d + d));
+            return checked(v * d + Layers * perLayer + 2 * d + Heads + (TieWordEmbeddings ? 0 : v * d));
         }
     }
 
@@ -63,6 +61,7 @@ public sealed record ModelConfig
     {
         if (Directory.Exists(path)) path = System.IO.Path.Combine(path, "config.json");
         if (!File.Exists(path)) throw new ModelConfigException(path, null, "file not found");
+        if (RegularFile.Problem(path) is { } problem) throw new ModelConfigException(path, null, problem);
         try
         {
             using var doc = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
@@ -76,8 +75,15 @@ public sealed record ModelConfig
 
     public static ModelConfig Parse(string json, string source = "config.json")
     {
-        using var doc = JsonDocument.Parse(json);
-        return Parse(doc.RootElement, source);
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            return Parse(doc.RootElement, source);
+        }
+        catch (JsonException e)
+        {
+            throw new ModelConfigException(source, null, $"not valid JSON: {e.Message}", e);
+        }
     }
 
     // Keys that do not change inference; accepted silently.
@@ -104,6 +110,9 @@ public sealed record ModelConfig
     private static ModelConfig Parse(JsonElement root, string source)
     {
         if (root.ValueKind != JsonValueKind.Object) throw new ModelConfigException(source, null, "expected a JSON object");
+        if (JsonText.FindInvalid(root) is { } bad)
+            throw new ModelConfigException(source, bad.InPropertyName ? null : bad.Path,
+                $"{(bad.InPropertyName ? bad.Describe() + " " : "")}is not valid text (invalid UTF-8 or an unpaired surrogate escape)");
         var reader = new Reader(root, source);
 
         string modelType = reader.String("model_type", "btlm");
@@ -140,7 +149,7 @@ public sealed record ModelConfig
             Layers = reader.PositiveInt("n_layer", null),
             Width = width,
             Heads = heads,
-            FeedForwardWidth = reader.PositiveInt("n_inner", 4 * width, allowNull: true),
+            FeedForwardWidth = reader.PositiveInt("n_inner", width <= int.MaxValue / 4 ? 4 * width : null, allowNull: true),
             ContextLength = reader.PositiveInt("n_positions", null),
             VocabularySize = reader.PositiveInt("vocab_size", null),
             LayerNormEpsilon = reader.PositiveFloat("layer_norm_epsilon", 1e-5f),
@@ -157,7 +166,28 @@ public sealed record ModelConfig
             AlibiScaling = Model.AlibiScaling.Parse(root, source),
             UnknownKeys = unknown,
         };
+        CheckDerivedValues(config, source);
         return config;
+    }
+
+    /// <summary>Values computed from several keys must stay in range too.</summary>
+    private static void CheckDerivedValues(ModelConfig config, string source)
+    {
+        if (!float.IsFinite(config.LogitScale))
+            throw new ModelConfigException(source, "mup_output_alpha",
+                $"{config.OutputAlpha} x mup_width_scale {config.WidthScale} = {(double)config.OutputAlpha * config.WidthScale} is beyond the range of a 32-bit float");
+        foreach (var (key, id) in (ReadOnlySpan<(string, int)>)[("bos_token_id", config.BosTokenId), ("eos_token_id", config.EosTokenId)])
+            if (id >= config.VocabularySize)
+                throw new ModelConfigException(source, key, $"{id} is outside the vocabulary of {config.VocabularySize} (vocab_size)");
+        try
+        {
+            _ = config.ParameterCount;
+        }
+        catch (OverflowException)
+        {
+            throw new ModelConfigException(source, null,
+                $"n_layer {config.Layers}, n_embd {config.Width}, n_inner {config.FeedForwardWidth} and vocab_size {config.VocabularySize} give more parameters than a 64-bit count holds");
+        }
     }
 
     /// <summary>Typed access to config keys with errors that name the key.</summary>
@@ -204,8 +234,9 @@ public sealed record ModelConfig
             var v = Get(key);
             if (v is null) return fallback;
             if (v.Value.ValueKind != JsonValueKind.Number) throw new ModelConfigException(source, key, $"expected a number, got {v.Value}");
-            double d = v.Value.GetDouble();
-            if (!(d > 0) || double.IsInfinity(d)) throw new ModelConfigException(source, key, $"must be a positive finite number, got {d}");
+            // The model computes in fp32: a value finite as a double may still be 0 or infinite as a float.
+            if (!v.Value.TryGetDouble(out double d) || !(d > 0) || !float.IsFinite((float)d) || (float)d == 0)
+                throw new ModelConfigException(source, key, $"must be a positive finite number within 32-bit float range (about 1e-45 to 3.4e38), got {v.Value.GetRawText()}");
             return (float)d;
         }
 

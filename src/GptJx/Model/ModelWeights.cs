@@ -15,7 +15,8 @@ public sealed record LayerWeights(
 
 /// <summary>
 /// The model's weights bound onto a backend. Binding checks every tensor's presence,
-/// shape and type against the config, and the stored ALiBi slopes against the formula.
+/// shape and type against the config, that every weight is finite, and the stored ALiBi
+/// slopes against the formula.
 /// </summary>
 public sealed class ModelWeights : IDisposable
 {
@@ -37,7 +38,7 @@ public sealed class ModelWeights : IDisposable
 
     public static ModelWeights Bind(ModelConfig config, ITensorSource source, IBackend backend, IProgress<double>? progress = null)
     {
-        var binder = new Binder(config, source);
+        var binder = new Binder(config, source, checkFinite: backend is not IFiniteWeightCheck);
         long total = source.Tensors.Sum(t => t.ByteLength), done = 0;
         void Advance(params TensorData[] parts)
         {
@@ -127,8 +128,8 @@ public sealed class ModelWeights : IDisposable
         _owned.Clear();
     }
 
-    /// <summary>Looks tensors up by name and checks their shapes, remembering which were used.</summary>
-    private sealed class Binder(ModelConfig config, ITensorSource source)
+    /// <summary>Looks tensors up by name and checks their shapes (and values, unless the backend does), remembering which were used.</summary>
+    private sealed class Binder(ModelConfig config, ITensorSource source, bool checkFinite)
     {
         private readonly HashSet<string> _used = [];
 
@@ -142,7 +143,9 @@ public sealed class ModelWeights : IDisposable
             if (!info.Shape.SequenceEqual(shape))
                 throw new CheckpointException(info.File, name, $"has shape {info.ShapeText}, expected [{string.Join(", ", shape)}]");
             _used.Add(name);
-            return source.Open(info);
+            var data = source.Open(info);
+            if (checkFinite) FiniteWeights.Require(data);
+            return data;
         }
 
         public TensorData Matrix(string name, long rows, long columns) => Get(name, rows, columns);
@@ -163,7 +166,7 @@ public sealed class ModelWeights : IDisposable
             for (int h = 0; h < stored.Length; h++)
             {
                 stored[h] = HalfConvert.Read(bytes, info.DType, h);
-                if (Math.Abs(stored[h] - formula[h]) > tolerance * formula[h])
+                if (!(Math.Abs(stored[h] - formula[h]) <= tolerance * formula[h]))   // written so that NaN fails too
                     throw new CheckpointException(info.File, name,
                         $"slope of head {h} is {stored[h]:R}, but ALiBi for {config.Heads} heads gives {formula[h]:R} (beyond {info.DType.Name()} rounding)");
             }

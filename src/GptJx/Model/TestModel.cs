@@ -21,7 +21,7 @@ public sealed record TestModelShape(int Layers, int Width, int Heads, int FeedFo
     {
         "tiny" => Tiny,
         "gpt-jx-3b" => GptJx3B,
-        _ => throw new ArgumentException($"unknown preset '{name}' (tiny, gpt-jx-3b)", nameof(name)),
+        _ => throw new InvalidArgumentException("preset", $"'{name}' is not one of tiny, gpt-jx-3b"),
     };
 }
 
@@ -64,8 +64,8 @@ public static class TestModel
         ["scale_attn_by_inverse_layer_idx"] = false,
         ["tie_word_embeddings"] = tied,
         ["torch_dtype"] = dtype switch { DType.F32 => "float32", DType.F16 => "float16", _ => "bfloat16" },
-        ["bos_token_id"] = 50256,
-        ["eos_token_id"] = 50256,
+        ["bos_token_id"] = Math.Min(50256, s.VocabularySize - 1),   // GPT-2's end-of-text, or the last id of a cut vocabulary
+        ["eos_token_id"] = Math.Min(50256, s.VocabularySize - 1),
         ["use_cache"] = true,
     };
 

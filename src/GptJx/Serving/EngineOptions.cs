@@ -30,14 +30,28 @@ public sealed record EngineOptions
     /// <summary>Most alternatives a request may ask for per generated token (top log-probabilities).</summary>
     public const int MaxTopLogprobs = 20;
 
+    /// <summary>Most sequences one engine generates at once (a clear limit well above what memory allows at full context).</summary>
+    public const int MaxBatchSizeLimit = 1024;
+
+    /// <summary>Longest time limit a request may have (the runtime's timers go to about 49 days).</summary>
+    public static readonly TimeSpan MaxTimeout = TimeSpan.FromDays(30);
+
     public void Validate()
     {
-        if (MaxBatchSize < 1) throw new ArgumentOutOfRangeException(nameof(MaxBatchSize), MaxBatchSize, "max batch size must be at least 1");
-        if (MaxQueueLength < 0) throw new ArgumentOutOfRangeException(nameof(MaxQueueLength), MaxQueueLength, "max queue length must be zero or more");
-        if (PrefillChunk < 1) throw new ArgumentOutOfRangeException(nameof(PrefillChunk), PrefillChunk, "prefill chunk must be at least 1 token");
+        if (MaxBatchSize is < 1 or > MaxBatchSizeLimit)
+            throw new InvalidArgumentException(nameof(MaxBatchSize), $"must be 1..{MaxBatchSizeLimit} (got {MaxBatchSize})");
+        if (MaxQueueLength < 0) throw new InvalidArgumentException(nameof(MaxQueueLength), $"must be zero or more (got {MaxQueueLength})");
+        if (PrefillChunk is < 1 or > ModelLoadOptions.MaxPrefillChunk)
+            throw new InvalidArgumentException(nameof(PrefillChunk), $"must be 1..{ModelLoadOptions.MaxPrefillChunk} tokens (got {PrefillChunk})");
         if (MaxSequenceLength is < 2)
-            throw new ArgumentOutOfRangeException(nameof(MaxSequenceLength), MaxSequenceLength, "max sequence length must be at least 2 (one prompt token and one generated)");
-        if (RequestTimeout is { } t && t <= TimeSpan.Zero)
-            throw new ArgumentOutOfRangeException(nameof(RequestTimeout), t, "request timeout must be positive (null = none)");
+            throw new InvalidArgumentException(nameof(MaxSequenceLength), $"must be at least 2, one prompt token and one generated (got {MaxSequenceLength})");
+        if (RequestTimeout is { } t) CheckTimeout(nameof(RequestTimeout), t);
+    }
+
+    /// <summary>A time limit must be positive and at most <see cref="MaxTimeout"/>.</summary>
+    internal static void CheckTimeout(string parameter, TimeSpan timeout)
+    {
+        if (timeout <= TimeSpan.Zero || timeout > MaxTimeout)
+            throw new InvalidArgumentException(parameter, $"must be positive and at most {MaxTimeout.TotalDays:0} days (got {timeout.TotalSeconds:0.###} s)");
     }
 }

@@ -60,7 +60,8 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
         Options = options;
         var config = model.Config;
         _slotPositions = Math.Min(options.MaxSequenceLength ?? config.ContextLength, config.ContextLength);
-        _scheduler = new Scheduler(options.MaxBatchSize, options.PrefillChunk, config.AlibiScaling);
+        // A chunk longer than a slot would never be filled.
+        _scheduler = new Scheduler(options.MaxBatchSize, Math.Min(options.PrefillChunk, _slotPositions), config.AlibiScaling);
         _slots = new KvSlotPool(options.MaxBatchSize);
         _logits = new float[(long)options.MaxBatchSize * config.VocabularySize];
         _draws = new TokenDraw[options.MaxBatchSize];
@@ -121,7 +122,7 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
 
     /// <summary>
     /// Queues a request and returns its token stream at once. Bad parameters throw
-    /// <see cref="ArgumentException"/> (naming the parameter); a full queue throws
+    /// <see cref="InvalidArgumentException"/> (naming the parameter); a full queue throws
     /// <see cref="EngineOverloadedException"/>. <paramref name="cancellationToken"/> cancels the
     /// request whether it is queued or generating, and frees its slot.
     /// </summary>
@@ -131,9 +132,8 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
         ObjectDisposedException.ThrowIf(_stopping, this);
         request.Options.Validate();
         if (request.TopLogprobs is < 0 or > EngineOptions.MaxTopLogprobs)
-            throw new ArgumentOutOfRangeException(nameof(request.TopLogprobs), request.TopLogprobs, $"top logprobs must be 0..{EngineOptions.MaxTopLogprobs}");
-        if (request.Timeout is { } t && t <= TimeSpan.Zero)
-            throw new ArgumentOutOfRangeException(nameof(request.Timeout), t, "timeout must be positive");
+            throw new InvalidArgumentException(nameof(request.TopLogprobs), $"must be 0..{EngineOptions.MaxTopLogprobs} (got {request.TopLogprobs})");
+        if (request.Timeout is { } t) EngineOptions.CheckTimeout(nameof(request.Timeout), t);
 
         var config = _model.Config;
         int[] prompt;
@@ -145,14 +145,15 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
         else prompt = _model.Encode(request.Prompt ?? "");
         if (prompt.Length == 0) prompt = [config.BosTokenId];
         if (prompt.Length >= _slotPositions)
-            throw new ArgumentException($"the prompt has {prompt.Length} tokens; a request may hold at most {_slotPositions} (prompt and generated tokens), which leaves no room to generate", nameof(request.Prompt));
+            throw new InvalidArgumentException("prompt", $"of {prompt.Length} tokens leaves no room to generate: a request holds at most {_slotPositions} tokens, prompt and generated",
+                ArgumentErrorCode.ContextLengthExceeded);
 
         TimeSpan? timeout = (request.Timeout, Options.RequestTimeout) switch
         {
             ({ } a, { } b) => a < b ? a : b,
             (var a, var b) => a ?? b,
         };
-        int capacity = Math.Min(_slotPositions, prompt.Length + Math.Max(request.Options.MaxNewTokens, 1));
+        int capacity = (int)Math.Min(_slotPositions, (long)prompt.Length + Math.Max(request.Options.MaxNewTokens, 1));
         var sequence = new EngineSequence(Interlocked.Increment(ref _nextId), prompt, request, capacity, timeout,
             config.VocabularySize, _model.Tokenizer, config.EosTokenId, cancellationToken);
         var stream = new GenerationStream(sequence);
@@ -182,7 +183,7 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
                 throw new ObjectDisposedException(nameof(InferenceEngine));
             }
             // At most MaxBatchSize + MaxQueueLength requests are in the engine; free slots take waiting requests first.
-            int room = Options.MaxQueueLength + Options.MaxBatchSize - _activeCount;
+            long room = (long)Options.MaxQueueLength + Options.MaxBatchSize - _activeCount;
             if (_queue.Count >= room)
             {
                 Interlocked.Increment(ref _rejected);
@@ -332,7 +333,7 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
         var logits = _logits.AsSpan(logitIndex * vocabulary, vocabulary);
         try
         {
-            Sample(s, logits, _draws[logitIndex], _pickedOnDevice ? _picked[logitIndex] : -1);
+            Sample(s, logits, _draws[logitIndex], _picked[logitIndex]);
         }
         catch (Exception e)
         {
@@ -341,7 +342,7 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
     }
 
     /// <summary>The generation loop of <see cref="TextGenerator.Generate"/>, one token per call.</summary>
-    /// <param name="picked">The token the backend picked, or -1 to pick from the host <paramref name="logits"/>.</param>
+    /// <param name="picked">The token the backend picked, when it did; else the host picks from <paramref name="logits"/>.</param>
     private void Sample(EngineSequence s, Span<float> logits, TokenDraw draw, int picked)
     {
         if (s.TopLogprobs is not null)
@@ -349,7 +350,7 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
             s.RawLogits ??= new float[logits.Length];
             logits.CopyTo(s.RawLogits);
         }
-        int token = picked >= 0 ? picked : s.Sampler.Next(logits, draw);
+        int token = _pickedOnDevice ? NonFiniteLogitsException.CheckPicked(picked, logits.Length) : s.Sampler.Next(logits, draw);
         s.Sampler.Accept(token);
         var logprobs = s.TopLogprobs is { } top ? Logprobs.Compute(s.RawLogits, token, top) : null;
         s.CompletionTokens++;

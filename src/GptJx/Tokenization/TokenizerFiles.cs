@@ -14,6 +14,8 @@ internal static class TokenizerFiles
 
     public static BpeVocabulary LoadVocabAndMerges(string vocabPath, string mergesPath)
     {
+        RequireRegularFile(vocabPath);
+        RequireRegularFile(mergesPath);
         Dictionary<string, int> vocab;
         try
         {
@@ -42,11 +44,13 @@ internal static class TokenizerFiles
 
     public static BpeVocabulary LoadTokenizerJson(string path)
     {
+        RequireRegularFile(path);
         try
         {
             using var stream = File.OpenRead(path);
             using var doc = JsonDocument.Parse(stream, new JsonDocumentOptions { MaxDepth = 256 });
             JsonElement root = doc.RootElement;
+            RequireText(root, path);
             if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("model", out JsonElement model) ||
                 model.ValueKind != JsonValueKind.Object)
                 throw new InvalidDataException($"{path}: no \"model\" object; is this a Hugging Face tokenizer.json?");
@@ -80,9 +84,10 @@ internal static class TokenizerFiles
                 foreach (JsonElement token in addedElement.EnumerateArray())
                 {
                     if (!token.TryGetProperty("id", out JsonElement id) || id.ValueKind != JsonValueKind.Number ||
+                        !id.TryGetInt32(out int addedId) ||
                         !token.TryGetProperty("content", out JsonElement content) || content.ValueKind != JsonValueKind.String)
-                        throw new InvalidDataException($"{path}: an added_tokens entry lacks a numeric \"id\" or a string \"content\".");
-                    added.Add((content.GetString()!, id.GetInt32()));
+                        throw new InvalidDataException($"{path}: an added_tokens entry lacks an integer \"id\" or a string \"content\".");
+                    added.Add((content.GetString()!, addedId));
                 }
             }
 
@@ -94,10 +99,23 @@ internal static class TokenizerFiles
         }
     }
 
+    private static void RequireRegularFile(string path)
+    {
+        if (RegularFile.Problem(path) is { } problem) throw new InvalidDataException($"{path}: {problem}.");
+    }
+
+    /// <summary>Strings System.Text.Json cannot read as text (invalid UTF-8, unpaired surrogate escapes) are refused up front, named.</summary>
+    private static void RequireText(JsonElement element, string path)
+    {
+        if (JsonText.FindInvalid(element) is { } bad)
+            throw new InvalidDataException($"{path}: {bad.Describe()} is not valid text (invalid UTF-8 or an unpaired surrogate escape).");
+    }
+
     private static Dictionary<string, int> ReadVocabObject(JsonElement element, string path, string what)
     {
         if (element.ValueKind != JsonValueKind.Object)
             throw new InvalidDataException($"{path}: {what} must be a JSON object mapping token strings to ids.");
+        RequireText(element, path);
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (JsonProperty entry in element.EnumerateObject())
         {

@@ -17,17 +17,31 @@ internal static class VocabularyBuilder
         IReadOnlyList<(string Content, int Id)> addedTokens,
         string source)
     {
-        int count = 0;
+        long count = 0;
         foreach (var (token, id) in vocab)
         {
             if (id < 0) throw new InvalidDataException($"{vocabFile}: token '{token}' has negative id {id}.");
-            count = Math.Max(count, id + 1);
+            count = Math.Max(count, id + 1L);
         }
         foreach (var (content, id) in addedTokens)
         {
             if (id < 0) throw new InvalidDataException($"{vocabFile}: added token '{content}' has negative id {id}.");
-            count = Math.Max(count, id + 1);
+            count = Math.Max(count, id + 1L);
         }
+
+        var mergeList = new List<(int, int, int)>(merges.Count);
+        var producedByMerge = new HashSet<int>();
+        foreach (var (left, right, where) in merges)
+        {
+            int l = Lookup(vocab, left, where), r = Lookup(vocab, right, where);
+            int product = Lookup(vocab, left + right, where);
+            mergeList.Add((l, r, product));
+            producedByMerge.Add(product);
+        }
+
+        // Ids run from 0 without gaps, so there are at most as many as tokens; checked before any table is sized by the largest.
+        if (count > vocab.Count + addedTokens.Count)
+            throw new InvalidDataException($"{vocabFile}: the largest id is {count - 1}, but {vocab.Count + addedTokens.Count} tokens cannot fill ids 0..{count - 1} without gaps.");
 
         var spelling = new string?[count];
         foreach (var (token, id) in vocab)
@@ -39,16 +53,6 @@ internal static class VocabularyBuilder
 
         var added = new Dictionary<int, string>();
         foreach (var (content, id) in addedTokens) added[id] = content;
-
-        var mergeList = new List<(int, int, int)>(merges.Count);
-        var producedByMerge = new HashSet<int>();
-        foreach (var (left, right, where) in merges)
-        {
-            int l = Lookup(vocab, left, where), r = Lookup(vocab, right, where);
-            int product = Lookup(vocab, left + right, where);
-            mergeList.Add((l, r, product));
-            producedByMerge.Add(product);
-        }
 
         var tokenBytes = new byte[count][];
         var specials = new List<(string, int)>();

@@ -83,10 +83,10 @@ public class CliTests
     }
 
     [TestCase(new[] { "generate", "--model", "/nonexistent/model", "--device", "cpu", "hi" }, 2, "error: --model: folder '/nonexistent/model' does not exist")]
-    [TestCase(new[] { "generate", "--model", "MODEL", "--device", "cpu", "--temperature", "-1", "hi" }, 1, "error: temperature must be a finite number >= 0")]
-    [TestCase(new[] { "generate", "--model", "MODEL", "--device", "cpu", "--top-p", "2", "hi" }, 1, "error: top-p must be in (0, 1]")]
+    [TestCase(new[] { "generate", "--model", "MODEL", "--device", "cpu", "--temperature", "-1", "hi" }, 2, "error: --temperature must be a finite number >= 0, 0 = greedy (got -1)")]
+    [TestCase(new[] { "generate", "--model", "MODEL", "--device", "cpu", "--top-p", "2", "hi" }, 2, "error: --top-p must be in (0, 1] (got 2)")]
     [TestCase(new[] { "logits", "--model", "MODEL", "--device", "cpu", "--ids", "1,x" }, 2, "error: --ids: 'x' is not a token id")]
-    [TestCase(new[] { "logits", "--model", "MODEL", "--device", "cpu", "--ids", "1,384" }, 1, "error: input token id 384 is outside the model's vocabulary of 384")]
+    [TestCase(new[] { "logits", "--model", "MODEL", "--device", "cpu", "--ids", "1,384" }, 2, "error: --ids: token id 384 is outside the model's vocabulary of 384")]
     [TestCase(new[] { "logits", "--model", "MODEL", "--device", "tpu", "--ids", "1" }, 2, "error: --device 'tpu' is not one of auto, cpu, cuda, cuda:N")]
     [TestCase(new[] { "logits", "--model", "MODEL", "--dtype", "int4", "--ids", "1" }, 2, "error: --dtype 'int4' is not one of fp32, fp16, bf16")]
     public void ErrorsAreOneLineAndNonZero(string[] args, int exitCode, string message)
@@ -101,7 +101,7 @@ public class CliTests
     public void VerboseAddsTheStack()
     {
         var r = CliRunner.Run("logits", "--model", TestPaths.Golden("tiny-f32"), "--device", "cpu", "--ids", "1,384", "--verbose");
-        Assert.That(r.ExitCode, Is.EqualTo(1));
+        Assert.That(r.ExitCode, Is.EqualTo(2));
         Assert.That(r.Stderr, Does.Contain("   at GptJx."));
     }
 
@@ -110,7 +110,7 @@ public class CliTests
     {
         var r = CliRunner.Run("generate", "--model", TestModels.SmallModelDirectory, "--device", "cpu", string.Concat(Enumerable.Repeat(" word", 200)));
         Assert.That(r.ExitCode, Is.EqualTo(1));
-        Assert.That(r.Stderr, Does.StartWith("error: the prompt has 200 tokens; the model's context is 64"));
+        Assert.That(r.Stderr, Does.StartWith("error: prompt of 200 tokens leaves no room to generate: the model's context is 64 tokens"));
     }
 }
 

@@ -78,14 +78,15 @@ public class GenerationTests
     public void PromptAsLongAsTheContextIsAClearError()
     {
         var prompt = Enumerable.Repeat(11, 64).ToArray();
-        var e = Assert.Throws<ArgumentException>(() => TextGenerator.Generate(_model, prompt, new GenerationOptions()).ToList());
-        Assert.That(e!.Message, Does.StartWith("the prompt has 64 tokens; the model's context is 64, which leaves no room to generate"));
+        var e = Assert.Throws<InvalidArgumentException>(() => TextGenerator.Generate(_model, prompt, new GenerationOptions()).ToList());
+        Assert.That(e!.Code, Is.EqualTo(ArgumentErrorCode.ContextLengthExceeded));
+        Assert.That(e.Message, Is.EqualTo("prompt of 64 tokens leaves no room to generate: the model's context is 64 tokens"));
     }
 
     [Test]
     public void BadSamplingParametersFailBeforeAnyWork()
     {
-        var e = Assert.Throws<ArgumentOutOfRangeException>(() => TextGenerator.Generate(_model, [1, 2], new GenerationOptions { TopP = 0f }).ToList());
+        var e = Assert.Throws<InvalidArgumentException>(() => TextGenerator.Generate(_model, [1, 2], new GenerationOptions { TopP = 0f }).ToList());
         Assert.That(e!.ParamName, Is.EqualTo("TopP"));
     }
 
@@ -110,7 +111,7 @@ public class GenerationTests
     public void TokenIdsOutsideTheVocabularyAreRejected()
     {
         using var sequence = _model.CreateSequence(8);
-        var e = Assert.Throws<ArgumentOutOfRangeException>(() => sequence.Append([1, 50257], new float[_model.VocabularySize]));
-        Assert.That(e!.Message, Does.StartWith("input token id 50257 is outside the model's vocabulary of 50257"));
+        var e = Assert.Throws<InvalidArgumentException>(() => sequence.Append([1, 50257], new float[_model.VocabularySize]));
+        Assert.That(e!.Message, Is.EqualTo("input token id 50257 is outside the model's vocabulary of 50257"));
     }
 }

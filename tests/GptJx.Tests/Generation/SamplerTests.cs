@@ -71,12 +71,12 @@ public class SamplerTests
         Assert.That(token, Is.EqualTo(1));
     }
 
-    [TestCase(nameof(GenerationOptions.Temperature), "temperature must be a finite number >= 0")]
-    [TestCase(nameof(GenerationOptions.TopK), "top-k must be >= 0")]
-    [TestCase(nameof(GenerationOptions.TopP), "top-p must be in (0, 1]")]
-    [TestCase(nameof(GenerationOptions.RepetitionPenalty), "repetition-penalty must be a finite number > 0")]
-    [TestCase(nameof(GenerationOptions.MaxNewTokens), "max-new-tokens must be zero or more")]
-    public void BadParametersAreNamed(string parameter, string message)
+    [TestCase(nameof(GenerationOptions.Temperature), "must be a finite number >= 0, 0 = greedy (got -0.5)")]
+    [TestCase(nameof(GenerationOptions.TopK), "must be >= 0, 0 = off (got -1)")]
+    [TestCase(nameof(GenerationOptions.TopP), "must be in (0, 1] (got 1.5)")]
+    [TestCase(nameof(GenerationOptions.RepetitionPenalty), "must be a finite number > 0, 1 = off (got 0)")]
+    [TestCase(nameof(GenerationOptions.MaxNewTokens), "must be zero or more (got -3)")]
+    public void BadParametersAreNamed(string parameter, string reason)
     {
         var options = parameter switch
         {
@@ -86,11 +86,13 @@ public class SamplerTests
             nameof(GenerationOptions.RepetitionPenalty) => new GenerationOptions { RepetitionPenalty = 0f },
             _ => new GenerationOptions { MaxNewTokens = -3 },
         };
-        var e = Assert.Throws<ArgumentOutOfRangeException>(() => options.Validate());
+        var e = Assert.Throws<InvalidArgumentException>(() => options.Validate());
         Assert.That(e!.ParamName, Is.EqualTo(parameter));
-        Assert.That(e.Message, Does.StartWith(message));
+        Assert.That(e.Code, Is.EqualTo(ArgumentErrorCode.InvalidValue));
+        Assert.That(e.Reason, Is.EqualTo(reason));
+        Assert.That(e.Message, Is.EqualTo($"{parameter} {reason}"), "no \" (Parameter ...)\" suffix");
         Assert.That(new GenerationOptions { TopP = float.NaN }, Has.Property("TopP").NaN);
-        Assert.Throws<ArgumentOutOfRangeException>(() => new GenerationOptions { TopP = float.NaN }.Validate());
+        Assert.That(Assert.Throws<InvalidArgumentException>(() => new GenerationOptions { TopP = float.NaN }.Validate())!.Reason, Is.EqualTo("must be in (0, 1] (got NaN)"));
     }
 }
 

@@ -61,7 +61,9 @@ internal sealed class EmulatedGraphBackend : IBackend, IForwardRecording, IDevic
         {
             var d = draws[r];
             var sampler = new Sampler(new GenerationOptions { Temperature = d.Temperature, TopK = d.TopK, TopP = d.TopP }, logits.Columns);
-            tokens[r] = sampler.Next(host.AsSpan(r * logits.Columns, logits.Columns), d);
+            var row = host.AsSpan(r * logits.Columns, logits.Columns);
+            // As IDeviceTokenPicker asks: a row that is not all finite gets an id outside the vocabulary.
+            tokens[r] = FiniteScan.FirstNonFinite(System.Runtime.InteropServices.MemoryMarshal.AsBytes(row), DType.F32) >= 0 ? -1 : sampler.Next(row, d);
         }
     }
 

@@ -262,13 +262,17 @@ public class InferenceEngineTests
         Assert.That(capped.CompletionTokens, Is.EqualTo(2));
         Assert.That(capped.Finish, Is.EqualTo(FinishReason.Length));
 
-        var tooLong = Assert.Throws<ArgumentException>(() => engine.Submit(new GenerationRequest { PromptIds = Enumerable.Repeat(464, 32).ToArray() }));
-        Assert.That(tooLong!.Message, Does.Contain("32 tokens"));
-        var badId = Assert.Throws<ArgumentOutOfRangeException>(() => engine.Submit(new GenerationRequest { PromptIds = [50257] }));
-        Assert.That(badId!.Message, Does.Contain("outside the model's vocabulary"));
-        Assert.Throws<ArgumentOutOfRangeException>(() => engine.Submit(new GenerationRequest { Prompt = "x", TopLogprobs = 21 }));
-        Assert.Throws<ArgumentOutOfRangeException>(() => engine.Submit(GenerationRequest.FromText("x", new GenerationOptions { Temperature = -1 })));
-        Assert.Throws<ArgumentOutOfRangeException>(() => new InferenceEngine(_model, new EngineOptions { MaxBatchSize = 0 }));
+        var tooLong = Assert.Throws<InvalidArgumentException>(() => engine.Submit(new GenerationRequest { PromptIds = Enumerable.Repeat(464, 32).ToArray() }));
+        Assert.That(tooLong!.Code, Is.EqualTo(ArgumentErrorCode.ContextLengthExceeded));
+        Assert.That(tooLong.Message, Is.EqualTo("prompt of 32 tokens leaves no room to generate: a request holds at most 32 tokens, prompt and generated"));
+        var badId = Assert.Throws<InvalidArgumentException>(() => engine.Submit(new GenerationRequest { PromptIds = [50257] }));
+        Assert.That(badId!.Message, Is.EqualTo("prompt token id 50257 is outside the model's vocabulary of 50257"));
+        Assert.That(Assert.Throws<InvalidArgumentException>(() => engine.Submit(new GenerationRequest { Prompt = "x", TopLogprobs = 21 }))!.Message,
+            Is.EqualTo("TopLogprobs must be 0..20 (got 21)"));
+        Assert.That(Assert.Throws<InvalidArgumentException>(() => engine.Submit(GenerationRequest.FromText("x", new GenerationOptions { Temperature = -1 })))!.ParamName,
+            Is.EqualTo(nameof(GenerationOptions.Temperature)));
+        Assert.That(Assert.Throws<InvalidArgumentException>(() => new InferenceEngine(_model, new EngineOptions { MaxBatchSize = 0 }))!.Message,
+            Is.EqualTo("MaxBatchSize must be 1..1024 (got 0)"));
         Assert.That(engine.ActiveSequences, Is.Zero);
     }
 }

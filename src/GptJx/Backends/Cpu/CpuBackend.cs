@@ -8,9 +8,9 @@ namespace GptJx.Backends.Cpu;
 /// The CPU backend: fp32 arithmetic on one persistent pool of worker threads (one per core),
 /// weights kept in their 16-bit (or fp32) type, repacked at load into panels that the
 /// matrix kernels stream contiguously (see <see cref="Gemm"/>). AVX-512, AVX2 or portable
-/// kernels are chosen at run time.
+/// kernels are chosen at run time. Weights are checked to be finite as they are packed.
 /// </summary>
-public sealed unsafe class CpuBackend : IBackend
+public sealed unsafe class CpuBackend : IBackend, IFiniteWeightCheck
 {
     private readonly List<IDisposable> _owned = [];
     private readonly Dictionary<nint, PackedMatrix> _embeddings = [];

@@ -10,8 +10,13 @@ internal sealed class CpuNorm : INorm
         Width = (int)gain.Info.ElementCount;
         Gain = new float[Width];
         HalfConvert.ToSingle(gain.Bytes, gain.Info.DType, Gain);
+        FiniteWeights.Require(gain.Info, Gain);
         Bias = new float[Width];
-        if (bias is TensorData b) HalfConvert.ToSingle(b.Bytes, b.Info.DType, Bias);
+        if (bias is TensorData b)
+        {
+            HalfConvert.ToSingle(b.Bytes, b.Info.DType, Bias);
+            FiniteWeights.Require(b.Info, Bias);
+        }
     }
 
     public int Width { get; }

@@ -70,9 +70,12 @@ internal sealed unsafe class PackedMatrix : ILinear, IEmbedding
 
     /// <summary>
     /// Packs one or more checkpoint matrices, concatenated along the output dimension, on the
-    /// pool's workers. Each part's mapped pages are dropped from the process once it is packed.
+    /// pool's workers, and refuses a NaN or infinite weight unless <paramref name="allowNonFinite"/>
+    /// (checked in each panel just packed, while it is in cache). Each part's mapped pages are
+    /// dropped from the process once it is packed.
     /// </summary>
-    public static PackedMatrix Pack(IReadOnlyList<TensorData> parts, IReadOnlyList<TensorData>? biases, WeightLayout layout, DType type, WorkerPool pool)
+    public static PackedMatrix Pack(IReadOnlyList<TensorData> parts, IReadOnlyList<TensorData>? biases, WeightLayout layout, DType type, WorkerPool pool,
+        bool allowNonFinite = false)
     {
         int inputs = (int)(layout == WeightLayout.InOut ? parts[0].Info.Shape[0] : parts[0].Info.Shape[1]);
         int outputs = parts.Sum(p => (int)(layout == WeightLayout.InOut ? p.Info.Shape[1] : p.Info.Shape[0]));
@@ -84,11 +87,13 @@ internal sealed unsafe class PackedMatrix : ILinear, IEmbedding
             for (int i = 0; i < parts.Count; i++)
             {
                 int n = (int)(layout == WeightLayout.InOut ? parts[i].Info.Shape[1] : parts[i].Info.Shape[0]);
-                sources[i] = new PartSource(parts[i].Pointer, parts[i].Info.DType, first, n);
+                sources[i] = new PartSource(parts[i].Pointer, parts[i].Info, first, n);
                 first += n;
                 OsMemory.Prefetch(parts[i].Pointer, parts[i].Length);
             }
-            pool.Run(new PackJob(matrix, sources, layout));
+            var job = new PackJob(matrix, sources, layout);
+            pool.Run(job);
+            if (job.FirstNonFinite != long.MaxValue && !allowNonFinite) throw job.NotFinite(job.FirstNonFinite);
             foreach (var part in parts) OsMemory.Release(part.Pointer, part.Length);
             if (biases is not null)
             {
@@ -98,6 +103,7 @@ internal sealed unsafe class PackedMatrix : ILinear, IEmbedding
                 {
                     int n = (int)b.Info.ElementCount;
                     HalfConvert.ToSingle(b.Bytes, b.Info.DType, matrix.Bias.AsSpan(offset, n));
+                    FiniteWeights.Require(b.Info, matrix.Bias.AsSpan(offset, n));
                     offset += n;
                 }
             }
@@ -110,7 +116,7 @@ internal sealed unsafe class PackedMatrix : ILinear, IEmbedding
         }
     }
 
-    /// <summary>Packs fp32 [outputs, inputs] rows (tests and micro-benchmarks).</summary>
+    /// <summary>Packs fp32 [outputs, inputs] rows, any values (tests and micro-benchmarks of the kernels).</summary>
     public static PackedMatrix FromRows(ReadOnlySpan<float> weights, int outputs, int inputs, DType type, float[]? bias, WorkerPool pool)
     {
         var bytes = new byte[(long)outputs * inputs * type.Size()];
@@ -118,7 +124,7 @@ internal sealed unsafe class PackedMatrix : ILinear, IEmbedding
         for (int i = 0; i < outputs * inputs; i++) Write(bytes, type, i, weights[i]);
         fixed (byte* p = bytes)
         {
-            var m = Pack([new TensorData(spec, p)], null, WeightLayout.OutIn, type, pool);
+            var m = Pack([new TensorData(spec, p)], null, WeightLayout.OutIn, type, pool, allowNonFinite: true);
             m.Bias = bias;
             return m;
         }
@@ -134,10 +140,11 @@ internal sealed unsafe class PackedMatrix : ILinear, IEmbedding
         }
     }
 
-    private readonly struct PartSource(byte* pointer, DType type, int firstOutput, int outputs)
+    private readonly struct PartSource(byte* pointer, TensorInfo info, int firstOutput, int outputs)
     {
         public byte* Pointer { get; } = pointer;
-        public DType Type { get; } = type;
+        public TensorInfo Info { get; } = info;
+        public DType Type => Info.DType;
         public int FirstOutput { get; } = firstOutput;
         public int Outputs { get; } = outputs;
     }
@@ -146,6 +153,9 @@ internal sealed unsafe class PackedMatrix : ILinear, IEmbedding
     {
         private const int Group = 16;
 
+        /// <summary>Index of the first NaN or infinite packed element found (long.MaxValue: none).</summary>
+        public long FirstNonFinite = long.MaxValue;
+
         public override int BeginRun(int workers) => (m.Panels + Group - 1) / Group;
 
         public override void RunChunk(int chunk, int worker)
@@ -153,6 +163,29 @@ internal sealed unsafe class PackedMatrix : ILinear, IEmbedding
             int p0 = chunk * Group, p1 = Math.Min(m.Panels, p0 + Group);
             if (layout == WeightLayout.InOut) PackInOut(p0, p1);
             else for (int p = p0; p < p1; p++) PackOutIn(p);
+
+            // The panels were just written, so this reads them from cache, not memory.
+            long panelElements = m.PanelBytes / m.ElementSize;
+            for (int p = p0; p < p1; p++)
+            {
+                long at = FiniteScan.FirstNonFinite(new ReadOnlySpan<byte>(m.Panel(p), checked((int)m.PanelBytes)), m.Type);
+                if (at < 0) continue;
+                long element = p * panelElements + at, seen;
+                while (element < (seen = Interlocked.Read(ref FirstNonFinite)) && Interlocked.CompareExchange(ref FirstNonFinite, element, seen) != seen) { }
+                return;
+            }
+        }
+
+        /// <summary>The error for packed element <paramref name="element"/>, named in its checkpoint tensor's own layout.</summary>
+        public CheckpointException NotFinite(long element)
+        {
+            long panelElements = m.PanelBytes / m.ElementSize;
+            int panel = (int)(element / panelElements), input = (int)(element % panelElements / PanelWidth);
+            int output = panel * PanelWidth + (int)(element % PanelWidth);
+            var part = parts[PartOf(output)];
+            int row = output - part.FirstOutput;
+            long index = layout == WeightLayout.OutIn ? (long)row * m.Inputs + input : (long)input * part.Outputs + row;
+            return FiniteWeights.NotFinite(part.Info, index, Load(part.Pointer + index * part.Type.Size(), part.Type), m.Type);
         }
 
         /// <summary>
