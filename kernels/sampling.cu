@@ -3,8 +3,9 @@
 //
 // Order:   candidates are ranked by logit, highest first; equal logits by index, lowest first.
 //          Every set below is a prefix of that ranking, named by its last element (key, index).
-// argmax:  token[r] = smallest i with logits[r][i] == max_i logits[r][i] over the non-NaN logits
-//          (NaN never wins; 0 when every logit is NaN), as GptJx.Generation.Sampler.ArgMax
+// Rows with a NaN or infinite logit get token -1 from both kernels (the host sampler refuses such
+// rows; the engine raises NonFiniteLogitsException for an id outside the vocabulary).
+// argmax:  token[r] = smallest i with logits[r][i] == max_i logits[r][i]
 // sample:  per row r with params (temperature T, top_k K, top_p P, uniform u in [0, 1)):
 //            T <= 0            -> argmax
 //            candidates  C = the first min(K, V) of the ranking (all V when K = 0)
@@ -34,15 +35,18 @@ __device__ __forceinline__ void argmax_pair(float& v, int& i, float ov, int oi) 
     if (ov > v || (ov == v && oi < i)) { v = ov; i = oi; }
 }
 
+// The smallest index of the row's largest logit, or -1 when any logit is NaN or infinite.
 __device__ int block_argmax(const float* __restrict__ x, int n) {
     __shared__ float sv[32];
     __shared__ int si[32];
     float best = -INFINITY;
-    int idx = 0x7fffffff;
+    int idx = 0x7fffffff, finite = 1;
     for (int i = threadIdx.x; i < n; i += blockDim.x) {
         const float v = x[i];
-        if (v > best || (idx == 0x7fffffff && v == v)) { best = v; idx = i; }  // increasing i: first occurrence kept; NaN never taken
+        finite &= fabsf(v) <= 3.402823466e38f;  // false for NaN and +-inf
+        if (v > best || (idx == 0x7fffffff && v == v)) { best = v; idx = i; }  // increasing i: first occurrence kept
     }
+    if (!__syncthreads_and(finite)) return -1;
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
         const float ov = __shfl_xor_sync(0xffffffffu, best, o);
@@ -194,7 +198,7 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_f32(const fl
     const SampleParams p = params[blockIdx.x];
     const float* x = logits + (size_t)blockIdx.x * vocab;
     const int greedy = block_argmax(x, vocab);
-    if (!(p.temperature > 0.f)) {
+    if (greedy < 0 || !(p.temperature > 0.f)) {
         if (threadIdx.x == 0) token[blockIdx.x] = greedy;
         return;
     }

@@ -96,21 +96,29 @@ public class DriverUseTests
     }
 
     [Test]
-    public void DeviceArgmaxPicksWhatTheHostPicksWhenLogitsHoldNaN()
+    public void RowsWithNonFiniteLogitsAreRefusedOnTheDeviceAsOnTheHost()
     {
         using var backend = CudaBackend.Create(0, DType.BF16);
         float[][] rows =
         [
+            [0.5f, 1f, 3f, -2f, 3f],
             [float.NaN, 1f, 3f, float.NaN, 3f],
-            [float.NaN, float.NegativeInfinity, float.NegativeInfinity, float.NaN, float.NaN],
-            [float.NaN, float.NaN, float.NaN, float.NaN, float.NaN],
-            [2f, float.NaN, 5f, float.PositiveInfinity, float.NaN],
+            [2f, 1f, 5f, float.PositiveInfinity, 0f],
+            [float.NegativeInfinity, 1f, 3f, 0f, 0f],
         ];
         using var logits = backend.Allocate(rows.Length, 5, DType.F32);
         backend.Upload(logits, rows.SelectMany(r => r).ToArray());
-        var tokens = new int[rows.Length];
-        backend.Argmax(logits, tokens);
-        Assert.That(tokens, Is.EqualTo(rows.Select(r => Sampler.ArgMax(r)).ToArray()));
-        Assert.That(tokens, Is.EqualTo(new[] { 2, 1, 0, 3 }));
+        var greedy = new int[rows.Length];
+        backend.Argmax(logits, greedy);
+        var sampled = new int[rows.Length];
+        backend.Sample(logits, [.. Enumerable.Repeat(new SampleParams(0.8f, 0, 1f, 0.5f), rows.Length)], sampled);
+        Assert.That(greedy, Is.EqualTo(new[] { 2, -1, -1, -1 }));
+        Assert.That(sampled[1..], Is.All.EqualTo(-1));
+        Assert.That(sampled[0], Is.InRange(0, 4));
+
+        var host = new Sampler(new GenerationOptions(), 5);
+        Assert.That(host.Next(rows[0].ToArray(), TokenDraw.Greedy), Is.EqualTo(greedy[0]));
+        foreach (var row in rows[1..])
+            Assert.Throws<NonFiniteLogitsException>(() => host.Next(row.ToArray(), TokenDraw.Greedy));
     }
 }

@@ -24,9 +24,22 @@ public class GpuModelTests(DType type) : GpuTest(type)
     /// </summary>
     private double Tolerance => Type == DType.BF16 ? 4e-2 : 5e-3;
 
-    public static IEnumerable<string> Fixtures() => GoldenFixtures.Names();
+    private static int HeadDim(string fixture) => ModelConfig.Load(TestPaths.Golden(fixture)).HeadDim;
+
+    /// <summary>The fixtures whose head width has CUDA attention kernels (the others are refused: see below).</summary>
+    public static IEnumerable<string> Fixtures() => GoldenFixtures.Names().Where(f => CudaBackend.SupportedHeadDims.Contains(HeadDim(f)));
 
     public static IEnumerable<string> CacheableFixtures() => Fixtures().Where(f => f != "tiny-alibi-train-len");
+
+    public static IEnumerable<string> OtherHeadWidths() => GoldenFixtures.Names().Except(Fixtures());
+
+    [TestCaseSource(nameof(OtherHeadWidths))]
+    public void AHeadWidthWithoutKernelsIsRefusedByName(string fixture)
+    {
+        using var model = Load(fixture);
+        var e = Assert.Throws<NotSupportedException>(() => model.CreateSequence(8))!;
+        Assert.That(e.Message, Is.EqualTo($"head width {HeadDim(fixture)} has no CUDA attention kernel (supported: 16, 32, 64, 80, 128)"));
+    }
 
     private GptJxModel Load(string fixture) => GptJxModel.Load(TestPaths.Golden(fixture), Backend);
 
@@ -70,15 +83,12 @@ public class GpuModelTests(DType type) : GpuTest(type)
         using var engine = new InferenceEngine(model, new EngineOptions { MaxBatchSize = 4, PrefillChunk = 8 });
         var steps = new ConcurrentBag<EngineStep>();
         engine.StepCompleted += steps.Add;
+        // Greedy requests only: on CUDA a row's logits may differ in their last bits with the batch's composition
+        // (the GEMV takes up to 4 rows, cuBLAS more; docs/serving.md), which moves seeded samples but not greedy picks.
         var requests = Enumerable.Range(0, 6).Select(i => new GenerationRequest
         {
             PromptIds = golden.InputIds.Take(3 + 2 * i).ToArray(),
-            Options = (i % 3) switch
-            {
-                0 => new GenerationOptions { MaxNewTokens = 12, StopAtEndOfText = false },
-                1 => new GenerationOptions { MaxNewTokens = 10, Temperature = 0.9f, TopK = 40, Seed = (ulong)(100 + i), StopAtEndOfText = false },
-                _ => new GenerationOptions { MaxNewTokens = 8, Temperature = 1.2f, TopP = 0.9f, RepetitionPenalty = 1.3f, Seed = 7 },
-            },
+            Options = new GenerationOptions { MaxNewTokens = 12 - i, StopAtEndOfText = false },
         }).ToArray();
         var results = await Task.WhenAll(requests.Select(r => engine.Submit(r).ReadToEndAsync()));
 
@@ -86,7 +96,6 @@ public class GpuModelTests(DType type) : GpuTest(type)
         {
             var (prompt, options) = (requests[i].PromptIds!, requests[i].Options);
             var ids = results[i].Tokens.Select(t => t.Id).ToArray();
-            // Batching never changes a request's greedy or seeded output (docs/serving.md), on the GPU too.
             // (Not compared with a full recompute: the decode and prefill kernels round differently.)
             Assert.That(ids, Is.EqualTo(TextGenerator.Generate(model, prompt, options).Select(t => t.Id)), $"request {i}: batched as alone");
             Assert.That(results[i].Text, Is.EqualTo(Expectations.TextOf(model, ids, results[i].Finish == FinishReason.Stop)), $"request {i}: text");

@@ -131,8 +131,8 @@ public class GpuOpTests(DType type) : GpuTest(type)
         Assert.That(new[] { bw.CopyGBs, bw.TriadGBs, bw.ReadGBs, compute.PeakGflops, compute.GemmGflops },
             Is.All.GreaterThan(0.0).And.All.LessThan(double.PositiveInfinity));
         Assert.That(bw.BufferBytes, Is.GreaterThan(0).And.LessThanOrEqualTo(1L << 30));
-        Assert.That(compute.GemmShape, Is.EqualTo("2048 x 2560 x 13652"));
-        Assert.That(compute.ComputeType, Is.EqualTo($"{Type.Name()} (fp32 accumulation)"));
+        Assert.That(compute.GemmShape, Does.Match(@"^\d+ x 2560 x 13652$"), "the engine's fused up|gate product, as many rows as the device runs quickly");
+        Assert.That(compute.ComputeType, Does.Match($@"^{Type.Name()} \(fp32 accumulation, peak at \d+\^3\)$"));
     }
 
     [Test]
