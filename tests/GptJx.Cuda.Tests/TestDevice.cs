@@ -46,8 +46,9 @@ internal static unsafe class TestDevice
     {
         var p = Probe;
         if (p.IsAvailable) return;
-        if (p.IsAbsent && Environment.GetEnvironmentVariable(RequireVariable) != "1") Assert.Ignore($"no CUDA device: {p.Reason}");
-        Assert.Fail($"CUDA device required but not usable ({p.Status}): {p.Reason}");
+        if (!p.IsAbsent) Assert.Fail($"the CUDA device is not usable ({p.Status}): {p.Reason}");
+        if (Environment.GetEnvironmentVariable(RequireVariable) == "1") Assert.Fail($"no CUDA device, and {RequireVariable}=1 requires one: {p.Reason}");
+        Assert.Ignore($"no CUDA device: {p.Reason}");
     }
 
     /// <summary>A counter of the emulated driver (see tools/cuda-emulator/driver/api.cpp), e.g. "primary_context_retained".</summary>

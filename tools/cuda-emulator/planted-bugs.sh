@@ -107,7 +107,7 @@ launch_bug param-size src/GptJx.Cuda/WeightStreamer.cs 's/\.Long\(leadingDim\)\.
   "Name~EmbedGathersAndScales" "takes parameters of"
 
 # ---- a broken driver ----------------------------------------------------------------------------------
-run_case broken-driver "$good" "$work/tests" "Name~EmbedGathersAndScales" "not usable|cuInit failed" \
+run_case broken-driver "$good" "$work/tests" "Name~EmbedGathersAndScales" "not usable" \
   GPTJX_CUDA_EMULATOR_KERNELS=/nonexistent/libgptjx-emu-kernels.so
 
 if (( failures )); then echo "$failures planted bug(s) went unnoticed"; exit 1; fi
