@@ -18,7 +18,10 @@ obj="$out/obj"
 cxx="${CXX:-g++}"
 command -v "$cxx" >/dev/null || { echo "build.sh: no C++ compiler ($cxx); install g++ or set CXX" >&2; exit 1; }
 
-flags=(-std=c++17 -O3 -fPIC -fno-strict-aliasing -U_FORTIFY_SOURCE -Wall -Wno-unused-function -Wno-unused-variable -Wno-unknown-pragmas)
+# Built where it runs, for the host's own instruction set (GPTJX_CUDA_EMULATOR_ARCH overrides -march).
+# Multiplies and adds stay apart (-ffp-contract=off), so results do not depend on the host (nvcc does
+# contract them on the device: one more reason device results are compared with tolerances).
+flags=(-std=c++17 -O3 "-march=${GPTJX_CUDA_EMULATOR_ARCH:-native}" -ffp-contract=off -fPIC -fno-strict-aliasing -U_FORTIFY_SOURCE -Wall -Wno-unused-function -Wno-unused-variable -Wno-unknown-pragmas)
 jobs="$(nproc 2>/dev/null || echo 2)"
 
 # newer TARGET DEPS...: true when TARGET is missing or older than a dependency

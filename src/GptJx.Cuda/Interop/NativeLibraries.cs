@@ -8,7 +8,8 @@ namespace GptJx.Cuda.Interop;
 /// Resolves the logical library names used by the bindings (<see cref="CudaDriver.Library"/>,
 /// <see cref="CuBlas.Library"/>) to the real shared libraries, probing the sonames of
 /// CUDA 13, 12 and 11 in that order. An environment variable names an explicit file instead
-/// (GPTJX_CUDA_DRIVER_PATH, GPTJX_CUBLAS_PATH); when it is set, only that file is tried.
+/// (GPTJX_CUDA_DRIVER_PATH, GPTJX_CUBLAS_PATH; a relative path is taken from the current
+/// directory); when it is set, only that file is tried.
 /// </summary>
 internal static class NativeLibraries
 {
@@ -40,10 +41,13 @@ internal static class NativeLibraries
 
     public static IReadOnlyList<string> Candidates(string logicalName) => logicalName switch
     {
-        CudaDriver.Library => DriverCandidates(IsWindows, Environment.GetEnvironmentVariable(DriverPathVariable)),
-        CuBlas.Library => CublasCandidates(IsWindows, Environment.GetEnvironmentVariable(CublasPathVariable)),
+        CudaDriver.Library => DriverCandidates(IsWindows, FullPath(DriverPathVariable)),
+        CuBlas.Library => CublasCandidates(IsWindows, FullPath(CublasPathVariable)),
         _ => [],
     };
+
+    private static string? FullPath(string variable) =>
+        Environment.GetEnvironmentVariable(variable) is { Length: > 0 } path ? Path.GetFullPath(path) : null;
 
     /// <summary>Loads (once) the library behind a logical name; false with a one-line reason when none of its candidates loads.</summary>
     public static bool TryLoad(string logicalName, out IntPtr handle, out string? error)

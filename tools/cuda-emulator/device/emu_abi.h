@@ -1,10 +1,11 @@
 // The interface between the emulated driver (libcuda.so.1) and the kernel library it runs
 // (libgptjx-emu-kernels.so, built from kernels/*.cu). Plain C, so either side can be rebuilt alone.
 //
-// The driver owns the execution: it runs each thread of a block as a fiber and keeps
-// `*runtime->thread` / `*runtime->block` pointing at the running thread and its block. Device
-// code calls back into the driver at every point where threads meet (barriers, warp operations)
-// or where the kernel must stop (a failed check).
+// The driver owns the execution: it runs each thread of a block as a fiber on a stack of its own,
+// in a region of GPTJX_EMU_STACK_REGION_BYTES aligned to its size, which starts with a header
+// naming the thread and its block; so device code finds threadIdx and blockIdx from its own stack
+// pointer, whichever host thread runs the block. Device code calls back into the driver at every
+// point where threads meet (barriers, warp operations) or where the kernel must stop (a failed check).
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -13,7 +14,8 @@
 extern "C" {
 #endif
 
-#define GPTJX_EMU_ABI_VERSION 1
+#define GPTJX_EMU_ABI_VERSION 2
+#define GPTJX_EMU_STACK_REGION_BYTES (1u << 17)
 
 typedef struct { unsigned x, y, z; } gptjx_emu_dim;
 
@@ -28,6 +30,13 @@ typedef struct {
     gptjx_emu_dim block_idx, block_dim, grid_dim;
 } gptjx_emu_block;
 
+// At the start of every emulated thread's stack region.
+typedef struct {
+    const gptjx_emu_thread* thread;
+    const gptjx_emu_block* block;
+    void* worker;  // the driver's
+} gptjx_emu_lane_header;
+
 // Combines the per-lane arguments of one warp-collective operation once every lane of `mask`
 // has arrived: `lane_args[l]` is lane l's argument block (null for lanes outside the mask).
 // Returns null on success, or a message (static or thread-local storage) describing misuse.
@@ -37,8 +46,6 @@ enum { GPTJX_EMU_BARRIER_PLAIN = 0, GPTJX_EMU_BARRIER_COUNT = 1, GPTJX_EMU_BARRI
 
 typedef struct {
     int abi_version;
-    gptjx_emu_thread* const* thread;
-    gptjx_emu_block* const* block;
     // __syncthreads (and its _count/_and/_or forms): returns the reduced predicate.
     int (*barrier)(int kind, int predicate, const char* file, int line);
     // A warp-collective operation named by its resolver and call site.

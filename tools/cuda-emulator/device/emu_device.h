@@ -3,11 +3,11 @@
 // for the emulated device (force-included before every kernel file; the shadow headers in
 // ../include stand in for cuda_fp16.h, cuda_bf16.h and mma.h).
 //
-// Execution model: the emulated driver runs each thread of a block as a fiber on one host
-// thread. A thread runs until it reaches a point where threads meet (__syncthreads, a warp
-// operation), where it hands control back; the driver resumes the block once every thread
-// involved has arrived. So warp shuffles, votes and wmma see the values of all their lanes,
-// barriers order shared-memory traffic as on the device, and nothing else is ordered.
+// Execution model: the emulated driver runs each thread of a block as a fiber, a block at a time
+// on each of its host threads. A thread runs until it reaches a point where threads meet
+// (__syncthreads, a warp operation), where it hands control on; the driver resumes the block once
+// every thread involved has arrived. So warp shuffles, votes and wmma see the values of all their
+// lanes, barriers order shared-memory traffic as on the device, and nothing else is ordered.
 // `__shared__` variables are thread_local of the host thread, which is exactly one block's
 // storage at a time; the driver fills them with NaN bytes before each block.
 #pragma once
@@ -41,8 +41,13 @@
 
 namespace gptjx_emu {
 extern const gptjx_emu_runtime* g_runtime;  // installed by the driver when it loads the kernel library
-inline const gptjx_emu_thread& current_thread() { return **g_runtime->thread; }
-inline const gptjx_emu_block& current_block() { return **g_runtime->block; }
+// The header at the start of the running thread's stack region (see emu_abi.h).
+inline const gptjx_emu_lane_header& lane_header() {
+    const uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+    return *reinterpret_cast<const gptjx_emu_lane_header*>(sp & ~uintptr_t(GPTJX_EMU_STACK_REGION_BYTES - 1));
+}
+inline const gptjx_emu_thread& current_thread() { return *lane_header().thread; }
+inline const gptjx_emu_block& current_block() { return *lane_header().block; }
 [[noreturn]] inline void fail(const char* message, const char* file, int line) {
     g_runtime->fail(message, file, line);
     __builtin_unreachable();
@@ -110,10 +115,9 @@ inline int __syncthreads_and(int p, const char* file = __builtin_FILE(), int lin
 inline int __syncthreads_or(int p, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
     return gptjx_emu::g_runtime->barrier(GPTJX_EMU_BARRIER_OR, p != 0, file, line);
 }
-// One device thread runs every block, so memory is always coherent.
-inline void __threadfence() {}
-inline void __threadfence_block() {}
-inline void __threadfence_system() {}
+inline void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+inline void __threadfence_block() { __atomic_signal_fence(__ATOMIC_SEQ_CST); }
+inline void __threadfence_system() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 [[noreturn]] inline void __trap(const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
     gptjx_emu::fail("__trap()", file, line);
 }
@@ -227,18 +231,44 @@ inline void __syncwarp(unsigned mask = 0xffffffffu, GPTJX_EMU_SITE) {
     gptjx_emu::g_runtime->warp_collective("__syncwarp", mask, nullptr, gptjx_emu::resolve_nothing, file, line);
 }
 
-// ---- atomics (one host thread runs every device thread, so plain read-modify-write is atomic) ----
-template <typename T> inline T atomicAdd(T* p, T v) { T old = *p; *p = old + v; return old; }
-template <typename T> inline T atomicSub(T* p, T v) { T old = *p; *p = old - v; return old; }
-template <typename T> inline T atomicExch(T* p, T v) { T old = *p; *p = v; return old; }
-template <typename T> inline T atomicMin(T* p, T v) { T old = *p; if (v < old) *p = v; return old; }
-template <typename T> inline T atomicMax(T* p, T v) { T old = *p; if (v > old) *p = v; return old; }
-template <typename T> inline T atomicAnd(T* p, T v) { T old = *p; *p = old & v; return old; }
-template <typename T> inline T atomicOr(T* p, T v) { T old = *p; *p = old | v; return old; }
-template <typename T> inline T atomicXor(T* p, T v) { T old = *p; *p = old ^ v; return old; }
-template <typename T> inline T atomicCAS(T* p, T compare, T v) { T old = *p; if (old == compare) *p = v; return old; }
-inline unsigned atomicInc(unsigned* p, unsigned limit) { unsigned old = *p; *p = old >= limit ? 0 : old + 1; return old; }
-inline unsigned atomicDec(unsigned* p, unsigned limit) { unsigned old = *p; *p = (old == 0 || old > limit) ? limit : old - 1; return old; }
+// ---- atomics (blocks run on several host threads, so these are real atomic operations) ----------
+namespace gptjx_emu {
+template <typename T, typename F>
+inline T atomic_update(T* p, F f) {
+    T old = __atomic_load_n(reinterpret_cast<T*>(p), __ATOMIC_RELAXED);
+    if constexpr (std::is_integral<T>::value) {
+        while (!__atomic_compare_exchange_n(p, &old, f(old), true, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) {}
+    } else {  // floating point: compare and swap the bits
+        typedef typename std::conditional<sizeof(T) == 4, uint32_t, uint64_t>::type Bits;
+        Bits expected;
+        memcpy(&expected, &old, sizeof(T));
+        for (;;) {
+            const T next = f(old);
+            Bits desired;
+            memcpy(&desired, &next, sizeof(T));
+            if (__atomic_compare_exchange_n(reinterpret_cast<Bits*>(p), &expected, desired, true, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED)) break;
+            memcpy(&old, &expected, sizeof(T));
+        }
+    }
+    return old;
+}
+}  // namespace gptjx_emu
+template <typename T> inline T atomicAdd(T* p, T v) { return gptjx_emu::atomic_update(p, [v](T o) { return (T)(o + v); }); }
+template <typename T> inline T atomicSub(T* p, T v) { return gptjx_emu::atomic_update(p, [v](T o) { return (T)(o - v); }); }
+template <typename T> inline T atomicExch(T* p, T v) { return gptjx_emu::atomic_update(p, [v](T) { return v; }); }
+template <typename T> inline T atomicMin(T* p, T v) { return gptjx_emu::atomic_update(p, [v](T o) { return v < o ? v : o; }); }
+template <typename T> inline T atomicMax(T* p, T v) { return gptjx_emu::atomic_update(p, [v](T o) { return v > o ? v : o; }); }
+template <typename T> inline T atomicAnd(T* p, T v) { return gptjx_emu::atomic_update(p, [v](T o) { return (T)(o & v); }); }
+template <typename T> inline T atomicOr(T* p, T v) { return gptjx_emu::atomic_update(p, [v](T o) { return (T)(o | v); }); }
+template <typename T> inline T atomicXor(T* p, T v) { return gptjx_emu::atomic_update(p, [v](T o) { return (T)(o ^ v); }); }
+template <typename T> inline T atomicCAS(T* p, T compare, T v) {
+    __atomic_compare_exchange_n(p, &compare, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+    return compare;
+}
+inline unsigned atomicInc(unsigned* p, unsigned limit) { return gptjx_emu::atomic_update(p, [limit](unsigned o) { return o >= limit ? 0u : o + 1; }); }
+inline unsigned atomicDec(unsigned* p, unsigned limit) {
+    return gptjx_emu::atomic_update(p, [limit](unsigned o) { return (o == 0 || o > limit) ? limit : o - 1; });
+}
 
 // ---- memory access hints (all plain accesses on the host) -----------------------------------
 template <typename T> inline T __ldg(const T* p) { return *p; }

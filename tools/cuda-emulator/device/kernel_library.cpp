@@ -17,6 +17,8 @@ void register_kernel(const gptjx_emu_kernel* kernel) { registry().push_back(*ker
 
 }  // namespace gptjx_emu
 
+extern "C" __attribute__((visibility("default"))) const int gptjx_emu_abi_version = GPTJX_EMU_ABI_VERSION;
+
 extern "C" __attribute__((visibility("default"))) const gptjx_emu_kernel* gptjx_emu_kernels(const gptjx_emu_runtime* runtime, int* count) {
     gptjx_emu::g_runtime = runtime;
     *count = (int)gptjx_emu::registry().size();

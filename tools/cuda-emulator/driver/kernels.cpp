@@ -64,7 +64,14 @@ bool load_kernel_library(std::string& error) {
     auto list = reinterpret_cast<gptjx_emu_kernels_fn>(dlsym(g_library, "gptjx_emu_kernels"));
     g_dynamic_shared = reinterpret_cast<gptjx_emu_dynamic_shared_fn>(dlsym(g_library, "gptjx_emu_dynamic_shared"));
     auto bytes = static_cast<const size_t*>(dlsym(g_library, "gptjx_emu_dynamic_shared_bytes"));
-    if (!list || !g_dynamic_shared || !bytes) {
+    auto abi = static_cast<const int*>(dlsym(g_library, "gptjx_emu_abi_version"));
+    if (abi && *abi != GPTJX_EMU_ABI_VERSION) {
+        error = g_library_path + " was built for another version of the emulator (rebuild it with tools/cuda-emulator/build.sh)";
+        dlclose(g_library);
+        g_library = nullptr;
+        return false;
+    }
+    if (!list || !g_dynamic_shared || !bytes || !abi) {
         error = g_library_path + " is not an emulator kernel library (missing gptjx_emu_kernels)";
         dlclose(g_library);
         g_library = nullptr;
