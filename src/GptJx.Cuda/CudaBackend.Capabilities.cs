@@ -4,10 +4,12 @@ namespace GptJx.Cuda;
 
 /// <summary>
 /// The optional engine capabilities, mapped onto CUDA: a recorded forward call is a CUDA graph,
-/// and tokens are picked by the argmax/sampling kernels so only their ids cross PCIe.
+/// tokens are picked by the argmax/sampling kernels so only their ids cross PCIe, and launches are counted.
 /// </summary>
-public sealed partial class CudaBackend : IForwardRecording, IDeviceTokenPicker
+public sealed partial class CudaBackend : IForwardRecording, IDeviceTokenPicker, IKernelLaunchCounter
 {
+    public long KernelLaunches => _stream.Launches;
+
     void IForwardRecording.BeginRecording() => BeginCapture();
 
     IDisposable IForwardRecording.EndRecording() => EndCapture();

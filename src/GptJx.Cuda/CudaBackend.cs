@@ -261,6 +261,7 @@ public sealed unsafe partial class CudaBackend : IBackend
         CudaCheck.Blas(CuBlas.cublasGemmEx(_blas.DangerousGetHandle(), g.TransA, g.TransB, g.M, g.N, g.K,
             &alpha, weight, BlasType(weightType), g.Lda, x, BlasType(xType), g.Ldb,
             &beta, y, BlasType(yType), g.Ldc, CuBlas.Compute32F, CuBlas.GemmDefault));
+        _stream.Launches++;
         if (_stream.SynchronizeEachLaunch && _stream.SynchronizeUnlessCapturing() is var status and not 0)
             throw CudaCheck.DriverError("cublasGemmEx", status, $"GEMM {g.M} x {g.N} x {g.K} (lda {g.Lda}, ldb {g.Ldb}, ldc {g.Ldc})");
     }

@@ -33,6 +33,8 @@ internal sealed unsafe class GraphCapture : IDisposable
     public int CacheMaxPositions { get; set; }
     /// <summary>Token rows of the captured attention batch (0 when no attention ran).</summary>
     public int BatchRows { get; set; }
+    /// <summary>The stream's launch count when the capture began.</summary>
+    public long FirstLaunch { get; init; }
 
     public byte* Reserve(GraphInputKind kind, long bytes, int count)
     {
@@ -57,9 +59,11 @@ public sealed class CudaGraph : IDisposable
 {
     private readonly PrimaryContextHandle _context;
 
-    internal CudaGraph(PrimaryContextHandle context, GraphHandle graph, GraphExecHandle exec, GraphCapture inputs, CudaEvent done, int sequences, int rows)
+    internal CudaGraph(PrimaryContextHandle context, GraphHandle graph, GraphExecHandle exec, GraphCapture inputs, CudaEvent done, int sequences, int rows,
+        long launches)
     {
         _context = context;
+        Launches = launches;
         Graph = graph;
         Exec = exec;
         Inputs = inputs;
@@ -77,6 +81,8 @@ public sealed class CudaGraph : IDisposable
     public int Sequences { get; }
     /// <summary>Token rows of the captured step.</summary>
     public int Rows { get; }
+    /// <summary>Kernels (and library calls) each replay runs.</summary>
+    public long Launches { get; }
 
     public void Dispose()
     {
@@ -101,7 +107,7 @@ public sealed unsafe partial class CudaBackend
         if (_capture is not null) throw new InvalidOperationException("a capture is already in progress");
         using var scope = _context.Enter();
         _stream.Synchronize();
-        _capture = new GraphCapture(new PinnedBuffer(_context, _options.GraphInputBytes));
+        _capture = new GraphCapture(new PinnedBuffer(_context, _options.GraphInputBytes)) { FirstLaunch = _stream.Launches };
         ForgetUploads();
         var status = CudaDriver.cuStreamBeginCapture(_stream.Handle, CudaDriver.StreamCaptureModeThreadLocal);
         if (status != 0)
@@ -137,7 +143,9 @@ public sealed unsafe partial class CudaBackend
         }
         var rows = capture.Inputs.Where(i => i.Kind == GraphInputKind.Ids).Select(i => i.Count).FirstOrDefault();
         var seqs = capture.Inputs.Where(i => i.Kind == GraphInputKind.Descriptors).Select(i => i.Count).FirstOrDefault();
-        return new CudaGraph(_context, graph, exec, capture, new CudaEvent(_context), seqs, rows);
+        var launches = _stream.Launches - capture.FirstLaunch;
+        _stream.Launches = capture.FirstLaunch;  // captured kernels run when the graph is replayed
+        return new CudaGraph(_context, graph, exec, capture, new CudaEvent(_context), seqs, rows, launches);
     }
 
     /// <summary>Abandons a capture (after an exception in the captured ops); the stream is usable again.</summary>
@@ -147,6 +155,7 @@ public sealed unsafe partial class CudaBackend
         using var scope = _context.Enter();
         CudaDriver.cuStreamEndCapture(_stream.Handle, out var g);
         if (g != IntPtr.Zero) CudaDriver.cuGraphDestroy(g);
+        _stream.Launches = _capture.FirstLaunch;  // nothing captured will run
         _capture.Dispose();
         _capture = null;
         ForgetUploads();
@@ -199,6 +208,7 @@ public sealed unsafe partial class CudaBackend
         }
         ForgetUploads();  // the device scratch now holds the graph's inputs
         CudaCheck.Driver(CudaDriver.cuGraphLaunch(graph.Exec.DangerousGetHandle(), _stream.Handle));
+        _stream.Launches += graph.Launches;
         graph.Done.Record(_stream);
     }
 

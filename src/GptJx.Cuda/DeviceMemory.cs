@@ -67,6 +67,9 @@ internal sealed class CudaStream : IDisposable
     /// <summary>Whether every launch on this stream waits for the device (outside captures), so a kernel that fails is named at once.</summary>
     public bool SynchronizeEachLaunch { get; init; }
 
+    /// <summary>Kernels and library calls queued on this stream (those captured into a graph included).</summary>
+    public long Launches { get; set; }
+
     /// <summary>Waits for the stream unless it is being captured into a graph; returns the driver status.</summary>
     public int SynchronizeUnlessCapturing()
     {

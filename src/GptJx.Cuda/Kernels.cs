@@ -177,6 +177,7 @@ internal sealed unsafe class CudaKernel(string name, IntPtr function, int[] para
         var pointers = stackalloc void*[Math.Max(1, args.Count)];
         for (var i = 0; i < args.Count; i++) pointers[i] = values + i;
         var status = CudaDriver.cuLaunchKernel(Function, grid.X, grid.Y, grid.Z, block.X, block.Y, block.Z, (uint)sharedBytes, stream.Handle, pointers, null);
+        stream.Launches++;
         if (status == 0 && stream.SynchronizeEachLaunch) status = stream.SynchronizeUnlessCapturing();
         if (status != 0) throw CudaCheck.DriverError("cuLaunchKernel", status, $"kernel {Name}, grid ({grid.X}, {grid.Y}, {grid.Z}), block ({block.X}, {block.Y}, {block.Z}), {sharedBytes} bytes shared");
     }

@@ -50,3 +50,14 @@ public readonly record struct TokenDraw(float Temperature, int TopK, float TopP,
 {
     public static TokenDraw Greedy => new(0f, 0, 1f, 0f);
 }
+
+/// <summary>
+/// Optional capability: counts the kernels the backend runs on its device (eager launches and
+/// library calls, and every kernel of a replayed recording), so `gptjx bench` can report the
+/// launches one decode step costs.
+/// </summary>
+public interface IKernelLaunchCounter
+{
+    /// <summary>Kernels run since the backend was created.</summary>
+    long KernelLaunches { get; }
+}

@@ -49,9 +49,10 @@ public sealed record PrefillReport(int PromptTokens, Stat TokensPerSecond, Stat 
 /// <param name="AdjacentWeightReadGBs">Reading the loaded weights themselves (a sum), median of passes just before and after this decode run (CPU).</param>
 /// <param name="PercentOfAdjacentWeightRead">Achieved bytes/s over that: the share of the bandwidth available at that moment that decode used.</param>
 /// <param name="AllocatedBytesPerStep">Managed allocation in the timed loop, all threads.</param>
+/// <param name="LaunchesPerDecodeStep">Kernels the device ran per step (backends that count them: CUDA), null elsewhere.</param>
 public sealed record DecodeReport(int Batch, int Context, int Steps, Stat TokensPerSecond, double LatencyP50Ms, double LatencyP99Ms,
     long BytesPerStep, double PercentOfRoofline, double PercentOfRooflineWeightsOnly, double PercentOfReadBandwidth,
-    double AdjacentWeightReadGBs, double PercentOfAdjacentWeightRead, double AllocatedBytesPerStep);
+    double AdjacentWeightReadGBs, double PercentOfAdjacentWeightRead, double AllocatedBytesPerStep, double? LaunchesPerDecodeStep = null);
 
 /// <param name="PeakResidentBytes">Process peak RSS from model load to the end (the probes' buffers excluded where the OS allows).</param>
 /// <param name="BudgetBytes">Weight bytes plus the largest KV cache the run held.</param>
@@ -97,7 +98,10 @@ public sealed record BenchmarkReport(
         s.AppendLine();
         s.AppendLine("decode    batch  context  tok/s (aggregate, spread)  p50 ms   p99 ms   % triad roofline (weights only)  % read bw  % weight read next to it  alloc B/step");
         foreach (var d in Decode)
-            s.AppendLine(ci, $"          {d.Batch,5}  {d.Context,7}  {d.TokensPerSecond.Median,8:F2} ±{d.TokensPerSecond.SpreadPercent,4:F1}%          {d.LatencyP50Ms,7:F1}  {d.LatencyP99Ms,7:F1}   {d.PercentOfRoofline,6:F1}% ({d.PercentOfRooflineWeightsOnly:F1}%)           {d.PercentOfReadBandwidth,6:F1}%   {d.PercentOfAdjacentWeightRead,6:F1}% of {d.AdjacentWeightReadGBs:F1} GB/s   {d.AllocatedBytesPerStep,8:F0}");
+        {
+            var launches = d.LaunchesPerDecodeStep is { } n ? string.Create(ci, $"   {n:F0} kernels/step") : "";
+            s.AppendLine(ci, $"          {d.Batch,5}  {d.Context,7}  {d.TokensPerSecond.Median,8:F2} ±{d.TokensPerSecond.SpreadPercent,4:F1}%          {d.LatencyP50Ms,7:F1}  {d.LatencyP99Ms,7:F1}   {d.PercentOfRoofline,6:F1}% ({d.PercentOfRooflineWeightsOnly:F1}%)           {d.PercentOfReadBandwidth,6:F1}%   {d.PercentOfAdjacentWeightRead,6:F1}% of {d.AdjacentWeightReadGBs:F1} GB/s   {d.AllocatedBytesPerStep,8:F0}{launches}");
+        }
         s.AppendLine();
         s.AppendLine(ci, $"memory    peak RSS {Memory.PeakResidentBytes / 1e9:F2} GB (after load {Memory.ResidentAfterLoadBytes / 1e9:F2} GB); weights {Memory.WeightBytes / 1e9:F2} GB + largest KV cache {Memory.LargestKvCacheBytes / 1e9:F2} GB = {Memory.BudgetBytes / 1e9:F2} GB; peak / that = {Memory.PeakOverBudget:F3}");
         return s.ToString();

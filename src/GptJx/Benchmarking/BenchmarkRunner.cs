@@ -138,7 +138,9 @@ public static class BenchmarkRunner
             double adjacent = double.NaN;
             var cpuBackend = backend as CpuBackend;
             double before = cpuBackend?.MeasureWeightReadBandwidth(3) ?? double.NaN;
+            long launchesBefore = (backend as IKernelLaunchCounter)?.KernelLaunches ?? 0;
             var result = bench.Decode(batch, decodeContext, options.NewTokens, options.Repeat);
+            double? launchesPerStep = backend is IKernelLaunchCounter counter ? (double)(counter.KernelLaunches - launchesBefore) / result.Steps : null;
             if (cpuBackend is not null) adjacent = (before + cpuBackend.MeasureWeightReadBandwidth(3)) / 2;
             largestKv = Math.Max(largestKv, (long)batch * (decodeContext + options.NewTokens + 1) * kvBytesPerPosition);
             var tps = Stat.Of(result.TokensPerSecond);
@@ -151,7 +153,7 @@ public static class BenchmarkRunner
                 bandwidth is null ? double.NaN : steps * weightsReadPerToken / 1e9 / bandwidth.RooflineGBs * 100,
                 bandwidth is null ? double.NaN : steps * bytesPerStep / 1e9 / bandwidth.ReadGBs * 100,
                 adjacent, steps * bytesPerStep / 1e9 / adjacent * 100,
-                result.AllocatedBytesPerStep));
+                result.AllocatedBytesPerStep, launchesPerStep));
         }
 
         long peak = ProcessMemory.PeakResidentBytes();
@@ -266,12 +268,14 @@ public static class BenchmarkRunner
             var rates = new List<double>();
             var times = new double[steps];
             double allocated = 0;
+            int stepsRun = 0;
             for (int r = -1; r < repeat; r++)                 // r = -1: warm-up
             {
                 long before = GC.GetTotalAllocatedBytes(precise: true);
                 long start = Stopwatch.GetTimestamp();
                 for (int step = 0; step < steps; step++)
                 {
+                    stepsRun++;
                     long t0 = Stopwatch.GetTimestamp();
                     batch.Clear();
                     for (int b = 0; b < batchSize; b++)
@@ -291,9 +295,10 @@ public static class BenchmarkRunner
                 rates.Add(batchSize * steps / seconds);
                 log($"  batch {batchSize}: {batchSize * steps / seconds:F2} tok/s");
             }
-            return new DecodeResult(rates, stepSeconds, allocated);
+            return new DecodeResult(rates, stepSeconds, allocated, stepsRun);
         }
     }
 
-    private sealed record DecodeResult(List<double> TokensPerSecond, List<double> StepSeconds, double AllocatedBytesPerStep);
+    /// <param name="Steps">Decode steps run, warm-up included.</param>
+    private sealed record DecodeResult(List<double> TokensPerSecond, List<double> StepSeconds, double AllocatedBytesPerStep, int Steps);
 }
