@@ -1,6 +1,5 @@
-using GptJx.Checkpoints;
-using GptJx.Model;
 using GptJx.Tensors;
+using GptJx.TestModels;
 
 namespace GptJx.Cli;
 

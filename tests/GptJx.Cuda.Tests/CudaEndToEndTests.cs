@@ -1,10 +1,9 @@
 using System.Diagnostics;
 using GptJx.Backends;
-using GptJx.Checkpoints;
 using GptJx.Cuda;
 using GptJx.Generation;
-using GptJx.Model;
 using GptJx.Tensors;
+using GptJx.TestModels;
 
 namespace GptJx.Cuda.Tests;
 

@@ -3,10 +3,10 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using GptJx.Backends.Cpu;
-using GptJx.Checkpoints;
 using GptJx.Model;
 using GptJx.Serving;
 using GptJx.Tensors;
+using GptJx.TestModels;
 using static GptJxServerTests.ServerFixture;
 
 namespace GptJxServerTests;

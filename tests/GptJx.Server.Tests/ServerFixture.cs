@@ -1,10 +1,9 @@
 using System.ClientModel;
 using GptJx.Backends.Cpu;
-using GptJx.Checkpoints;
-using GptJx.Model;
 using GptJx.Server;
 using GptJx.Serving;
 using GptJx.Tensors;
+using GptJx.TestModels;
 using OpenAI;
 
 namespace GptJxServerTests;

@@ -1,7 +1,6 @@
 using GptJx.Backends.Cpu;
-using GptJx.Checkpoints;
-using GptJx.Model;
 using GptJx.Tensors;
+using GptJx.TestModels;
 
 namespace GptJx.Tests;
 

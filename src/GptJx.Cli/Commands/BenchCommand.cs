@@ -1,8 +1,8 @@
 using System.CommandLine;
 using GptJx.Benchmarking;
-using GptJx.Checkpoints;
 using GptJx.Model;
 using GptJx.Tensors;
+using GptJx.TestModels;
 
 namespace GptJx.Cli.Commands;
 

@@ -1,7 +1,7 @@
 using System.CommandLine;
-using GptJx.Checkpoints;
 using GptJx.Model;
 using GptJx.Tensors;
+using GptJx.TestModels;
 
 namespace GptJx.Cli.Commands;
 

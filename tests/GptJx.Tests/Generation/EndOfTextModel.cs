@@ -1,8 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
-using GptJx.Checkpoints;
-using GptJx.Model;
 using GptJx.Tensors;
+using GptJx.TestModels;
 using GptJx.Tokenization;
 
 namespace GptJx.Tests.Generation;

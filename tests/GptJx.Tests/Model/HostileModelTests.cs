@@ -5,6 +5,7 @@ using GptJx.Generation;
 using GptJx.Model;
 using GptJx.Serving;
 using GptJx.Tensors;
+using GptJx.TestModels;
 using GptJx.Tests.Checkpoints;
 
 namespace GptJx.Tests.Model;

@@ -3,6 +3,7 @@ using GptJx.Backends.Cpu;
 using GptJx.Checkpoints;
 using GptJx.Model;
 using GptJx.Tensors;
+using GptJx.TestModels;
 
 namespace GptJx.Tests.Model;
 

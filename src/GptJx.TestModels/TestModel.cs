@@ -1,12 +1,11 @@
-using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using GptJx.Checkpoints;
 using GptJx.Generation;
+using GptJx.Model;
 using GptJx.Tensors;
 using GptJx.Tokenization;
 
-namespace GptJx.Model;
+namespace GptJx.TestModels;
 
 /// <summary>Shape of a random-weight test model.</summary>
 public sealed record TestModelShape(int Layers, int Width, int Heads, int FeedForwardWidth, int VocabularySize, int ContextLength)
@@ -106,7 +105,7 @@ public static class TestModel
         if (n.EndsWith("relative_pe.slopes", StringComparison.Ordinal))
         {
             var slopes = Alibi.Slopes(shape.Heads);
-            WriteValues(slopes, spec.DType, bytes);
+            HalfConvert.FromSingle(slopes, spec.DType, bytes);
             return;
         }
         (float center, float spread) = n switch
@@ -127,23 +126,7 @@ public static class TestModel
                          + random.NextUInt() / 4294967296.0 + random.NextUInt() / 4294967296.0 - 2.0;
                 values[i] = center + spread * (float)(u * 1.7320508075688772);
             }
-            WriteValues(values.AsSpan(0, count), spec.DType, bytes.Slice((int)(offset * elementSize), count * elementSize));
-        }
-    }
-
-    private static void WriteValues(ReadOnlySpan<float> values, DType type, Span<byte> destination)
-    {
-        switch (type)
-        {
-            case DType.F32: MemoryMarshal.AsBytes(values).CopyTo(destination); break;
-            case DType.F16:
-                var half = MemoryMarshal.Cast<byte, ushort>(destination);
-                for (int i = 0; i < values.Length; i++) half[i] = HalfConvert.SingleToF16(values[i]);
-                break;
-            case DType.BF16:
-                var bf = MemoryMarshal.Cast<byte, ushort>(destination);
-                for (int i = 0; i < values.Length; i++) bf[i] = HalfConvert.SingleToBF16(values[i]);
-                break;
+            HalfConvert.FromSingle(values.AsSpan(0, count), spec.DType, bytes.Slice((int)(offset * elementSize), count * elementSize));
         }
     }
 
