@@ -7,23 +7,6 @@ using GptJx.Tokenization;
 
 namespace GptJx.TestModels;
 
-/// <summary>Shape of a random-weight test model.</summary>
-public sealed record TestModelShape(int Layers, int Width, int Heads, int FeedForwardWidth, int VocabularySize, int ContextLength)
-{
-    /// <summary>A few MB: for trying the CLI and for tests.</summary>
-    public static TestModelShape Tiny { get; } = new(2, 96, 6, 250, 50257, 1024);
-
-    /// <summary>The full-size GPT-JX architecture (2.65 B parameters).</summary>
-    public static TestModelShape GptJx3B { get; } = new(32, 2560, 32, 6826, 50257, 8192);
-
-    public static TestModelShape Preset(string name) => name switch
-    {
-        "tiny" => Tiny,
-        "gpt-jx-3b" => GptJx3B,
-        _ => throw new InvalidArgumentException("preset", $"'{name}' is not one of tiny, gpt-jx-3b"),
-    };
-}
-
 /// <summary>
 /// Writes a checkpoint folder in the published layout (config.json with the BTLM keys,
 /// weights, GPT-2 tokenizer files) with deterministic random weights. Tensors are
@@ -31,80 +14,68 @@ public sealed record TestModelShape(int Layers, int Width, int Heads, int FeedFo
 /// </summary>
 public static class TestModel
 {
-    public static void Write(string directory, TestModelShape shape, DType dtype, CheckpointFormat format, ulong seed,
-        IProgress<long>? bytesWritten = null, bool tied = true)
+    /// <summary>Writes a model of <paramref name="config"/> (a preset such as <see cref="ModelConfig.Tiny"/>, or one derived from it) with <paramref name="dtype"/> weights.</summary>
+    public static void Write(string directory, ModelConfig config, DType dtype, CheckpointFormat format, ulong seed, IProgress<long>? bytesWritten = null)
     {
-        if (shape.Width % shape.Heads != 0) throw new ArgumentException($"heads ({shape.Heads}) must divide width ({shape.Width})");
+        if (config.Width % config.Heads != 0) throw new ArgumentException($"heads ({config.Heads}) must divide width ({config.Width})");
         Directory.CreateDirectory(directory);
-        var tensors = Tensors(shape, dtype, tied);
-        CheckpointWriter.Write(directory, format, tensors, (spec, bytes) => Fill(spec, bytes, shape, seed), bytesWritten);
-        File.WriteAllText(Path.Combine(directory, "config.json"), Config(shape, dtype, tied).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        var tensors = Tensors(config, dtype);
+        CheckpointWriter.Write(directory, format, tensors, (spec, bytes) => Fill(spec, bytes, config, seed), bytesWritten);
+        File.WriteAllText(Path.Combine(directory, "config.json"), Config(config, dtype).ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         Gpt2Tokenizer.Default.WriteFiles(directory);
     }
 
-    public static JsonObject Config(TestModelShape s, DType dtype, bool tied) => new()
+    /// <summary>The config.json of <paramref name="c"/> as BTLM writes it, with <paramref name="dtype"/> as its torch_dtype.</summary>
+    public static JsonObject Config(ModelConfig c, DType dtype)
     {
-        ["model_type"] = "btlm",
-        ["architectures"] = new JsonArray("BTLMLMHeadModel"),
-        ["n_layer"] = s.Layers,
-        ["n_embd"] = s.Width,
-        ["n_head"] = s.Heads,
-        ["n_inner"] = s.FeedForwardWidth,
-        ["n_positions"] = s.ContextLength,
-        ["vocab_size"] = s.VocabularySize,
-        ["position_embedding_type"] = "alibi",
-        ["activation_function"] = "swiglu",
-        ["layer_norm_epsilon"] = 1e-5,
-        ["mup_embeddings_scale"] = 14.6,
-        ["mup_output_alpha"] = 2.22,
-        ["mup_width_scale"] = 0.1,
-        ["mup_scale_qk_dot_by_d"] = true,
-        ["scale_attn_weights"] = true,
-        ["scale_attn_by_inverse_layer_idx"] = false,
-        ["tie_word_embeddings"] = tied,
-        ["torch_dtype"] = dtype switch { DType.F32 => "float32", DType.F16 => "float16", _ => "bfloat16" },
-        ["bos_token_id"] = Math.Min(50256, s.VocabularySize - 1),   // GPT-2's end-of-text, or the last id of a cut vocabulary
-        ["eos_token_id"] = Math.Min(50256, s.VocabularySize - 1),
-        ["use_cache"] = true,
-    };
-
-    public static List<TensorSpec> Tensors(TestModelShape s, DType dtype, bool tied)
-    {
-        long d = s.Width, f = s.FeedForwardWidth, v = s.VocabularySize;
-        var list = new List<TensorSpec> { new("transformer.wte.weight", dtype, [v, d]) };
-        for (int l = 0; l < s.Layers; l++)
+        var json = new JsonObject
         {
-            string p = $"transformer.h.{l}.";
-            list.AddRange(
-            [
-                new(p + "ln_1.weight", dtype, [d]), new(p + "ln_1.bias", dtype, [d]),
-                new(p + "attn.c_attn.weight", dtype, [d, 3 * d]), new(p + "attn.c_attn.bias", dtype, [3 * d]),
-                new(p + "attn.c_proj.weight", dtype, [d, d]), new(p + "attn.c_proj.bias", dtype, [d]),
-                new(p + "ln_2.weight", dtype, [d]), new(p + "ln_2.bias", dtype, [d]),
-                new(p + "mlp.c_fc.weight", dtype, [d, f]), new(p + "mlp.c_fc.bias", dtype, [f]),
-                new(p + "mlp.c_fc2.weight", dtype, [d, f]), new(p + "mlp.c_fc2.bias", dtype, [f]),
-                new(p + "mlp.c_proj.weight", dtype, [f, d]), new(p + "mlp.c_proj.bias", dtype, [d]),
-            ]);
-        }
-        list.Add(new("transformer.ln_f.weight", dtype, [d]));
-        list.Add(new("transformer.ln_f.bias", dtype, [d]));
-        list.Add(new("transformer.relative_pe.slopes", dtype, [s.Heads, 1]));
-        if (!tied) list.Add(new("lm_head.weight", dtype, [v, d]));
-        return list;
+            ["model_type"] = "btlm",
+            ["architectures"] = new JsonArray("BTLMLMHeadModel"),
+            ["n_layer"] = c.Layers,
+            ["n_embd"] = c.Width,
+            ["n_head"] = c.Heads,
+            ["n_inner"] = c.FeedForwardWidth,
+            ["n_positions"] = c.ContextLength,
+            ["vocab_size"] = c.VocabularySize,
+            ["position_embedding_type"] = "alibi",
+            ["activation_function"] = "swiglu",
+            ["layer_norm_epsilon"] = c.LayerNormEpsilon,
+            ["mup_embeddings_scale"] = c.EmbeddingScale,
+            ["mup_output_alpha"] = c.OutputAlpha,
+            ["mup_width_scale"] = c.WidthScale,
+            ["mup_scale_qk_dot_by_d"] = c.ScaleQkDotByD,
+            ["scale_attn_weights"] = c.ScaleAttentionWeights,
+            ["scale_attn_by_inverse_layer_idx"] = c.ScaleAttentionByInverseLayerIndex,
+            ["tie_word_embeddings"] = c.TieWordEmbeddings,
+            ["torch_dtype"] = dtype switch { DType.F32 => "float32", DType.F16 => "float16", _ => "bfloat16" },
+            ["bos_token_id"] = c.BosTokenId,
+            ["eos_token_id"] = c.EosTokenId,
+            ["use_cache"] = true,
+        };
+        if (c.AlibiScaling is { } scaling)
+            json["alibi_scaling"] = scaling.Factor is double factor
+                ? new JsonObject { ["type"] = "linear", ["factor"] = factor }
+                : new JsonObject { ["type"] = "linear", ["train_seq_len"] = scaling.TrainSequenceLength };
+        return json;
     }
+
+    /// <summary>The checkpoint's tensors (<see cref="ModelConfig.Layout"/>) stored as <paramref name="dtype"/>.</summary>
+    public static List<TensorSpec> Tensors(ModelConfig config, DType dtype) =>
+        config.Layout.All.Select(t => new TensorSpec(t.Name, dtype, t.Shape)).ToList();
 
     /// <summary>
     /// Random values by role: LayerNorm gains near 1, small biases, matrices with
     /// std 0.02 like the published initialisation (0.02/sqrt(2L) for the output projections).
     /// </summary>
-    private static void Fill(TensorSpec spec, Span<byte> bytes, TestModelShape shape, ulong seed)
+    private static void Fill(TensorSpec spec, Span<byte> bytes, ModelConfig config, ulong seed)
     {
         var values = new float[Math.Min(1 << 16, spec.ElementCount)];
         var random = new Pcg32(seed ^ (ulong)StableHash(spec.Name));
         string n = spec.Name;
-        if (n.EndsWith("relative_pe.slopes", StringComparison.Ordinal))
+        if (n == config.Layout.Slopes.Name)
         {
-            var slopes = Alibi.Slopes(shape.Heads);
+            var slopes = Alibi.Slopes(config.Heads);
             HalfConvert.FromSingle(slopes, spec.DType, bytes);
             return;
         }
@@ -112,7 +83,7 @@ public static class TestModel
         {
             _ when n.Contains(".ln_") && n.EndsWith(".weight") => (1f, 0.05f),
             _ when n.EndsWith(".bias") => (0f, 0.01f),
-            _ when n.EndsWith("c_proj.weight") => (0f, 0.02f / MathF.Sqrt(2 * shape.Layers)),
+            _ when n.EndsWith("c_proj.weight") => (0f, 0.02f / MathF.Sqrt(2 * config.Layers)),
             _ => (0f, 0.02f),
         };
         int elementSize = spec.DType.Size();

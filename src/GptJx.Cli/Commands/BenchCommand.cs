@@ -67,24 +67,24 @@ internal static class BenchCommand
     /// <summary>The preset's random-weight bf16 checkpoint, written on first use (kept out of any repository).</summary>
     private static string EnsurePreset(string name, DirectoryInfo? cacheDir)
     {
-        var shape = TestModelShape.Preset(name);
+        var preset = ModelConfig.Preset(name);
         string root = cacheDir?.FullName ?? Path.Combine(
             Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "gptjx", "models");
         string directory = Path.Combine(root, $"{name}-bf16");
         if (File.Exists(Path.Combine(directory, "config.json")))
         {
             var config = ModelConfig.Load(directory);
-            if (config.Layers == shape.Layers && config.Width == shape.Width && config.FeedForwardWidth == shape.FeedForwardWidth &&
-                config.VocabularySize == shape.VocabularySize && config.Heads == shape.Heads)
+            // The same model if config.json reads back as the preset (the weights' type aside).
+            if (config with { TorchDType = preset.TorchDType, UnknownKeys = preset.UnknownKeys } == preset)
             {
                 Console.Error.WriteLine($"using the random-weight {name} model in {directory}");
                 return directory;
             }
         }
-        long bytes = TestModel.Tensors(shape, DType.BF16, tied: true).Sum(t => t.ElementCount * 2);
+        long bytes = TestModel.Tensors(preset, DType.BF16).Sum(t => t.ByteLength);
         Console.Error.WriteLine($"writing a random-weight {name} model ({bytes / 1e9:F2} GB bf16) to {directory} (once; reused by later runs)");
         var progress = new TerminalProgress("writing");
-        TestModel.Write(directory, shape, DType.BF16, CheckpointFormat.SafeTensors, seed: 1, new Progress<long>(b => progress.Report((double)b / bytes)));
+        TestModel.Write(directory, preset, DType.BF16, CheckpointFormat.SafeTensors, seed: 1, new Progress<long>(b => progress.Report((double)b / bytes)));
         progress.Report(1);
         return directory;
     }
