@@ -1,4 +1,5 @@
 using System.CommandLine;
+using GptJx.Benchmarking;
 using GptJx.Generation;
 using GptJx.Serving;
 using GptJx.Tensors;
@@ -73,6 +74,9 @@ internal static class CommonOptions
         [nameof(EngineOptions.PrefillChunk)] = "--prefill-chunk",
         [nameof(EngineOptions.MaxSequenceLength)] = "--max-seq-len",
         [nameof(EngineOptions.RequestTimeout)] = "--timeout",
+        [nameof(BenchmarkOptions.PromptTokens)] = "--prompt-tokens",
+        [nameof(BenchmarkOptions.NewTokens)] = "--new-tokens",
+        [nameof(BenchmarkOptions.DecodeContext)] = "--decode-context",
         ["device"] = "--device",
         ["weightType"] = "--dtype",
         ["context"] = "--context",

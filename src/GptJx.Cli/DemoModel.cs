@@ -1,6 +1,6 @@
-using GptJx.Checkpoints;
 using GptJx.Model;
 using GptJx.Tensors;
+using GptJx.TestModels;
 
 namespace GptJx.Cli;
 
@@ -19,7 +19,7 @@ internal static class DemoModel
         if (!File.Exists(Path.Combine(dir.FullName, "config.json")))
         {
             Console.Error.WriteLine($"note: no --model given: writing a random-weight test model to {dir.FullName} (pass --model DIR to run a real checkpoint)");
-            TestModel.Write(dir.FullName, TestModelShape.Tiny, DType.BF16, CheckpointFormat.SafeTensors, seed: 1);
+            TestModel.Write(dir.FullName, ModelConfig.Tiny, DType.BF16, CheckpointFormat.SafeTensors, seed: 1);
         }
         else
         {

@@ -1,9 +1,14 @@
 using System.CommandLine;
+using System.CommandLine.Help;
 using GptJx.Cli;
 using GptJx.Cli.Commands;
 
-var root = new RootCommand("gptjx: run, inspect and benchmark GPT-JX models on the CPU or a CUDA GPU");
-root.Options.Add(CommonOptions.Verbose);
+// The root is a plain command named as users type it, so that help and errors say `gptjx`
+// (a RootCommand takes the assembly's name, GptJx.Cli).
+var root = new Command("gptjx", "Run, inspect and benchmark GPT-JX models on the CPU or a CUDA GPU")
+{
+    new HelpOption(), new VersionOption(), CommonOptions.Verbose,
+};
 foreach (var command in new[]
 {
     GenerateCommand.Create(), LogitsCommand.Create(), EvalCommand.Create(),
@@ -12,4 +17,10 @@ foreach (var command in new[]
 })
     root.Subcommands.Add(command);
 
-return await root.Parse(args).InvokeAsync();
+var parse = root.Parse(args);
+if (CommandLineErrors.Describe(parse) is { } error)
+{
+    Console.Error.WriteLine($"error: {error}");
+    return 2;
+}
+return await parse.InvokeAsync();

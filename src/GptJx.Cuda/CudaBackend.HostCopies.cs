@@ -19,7 +19,8 @@ public sealed unsafe partial class CudaBackend
         NotCapturing(nameof(Upload));
         var rows = source.Length / t.Columns;
         t.SetRows(rows);
-        var bytes = HostConversions.Encode(source, t.Type);
+        var bytes = new byte[source.Length * t.Type.Size()];
+        HalfConvert.FromSingle(source, t.Type, bytes);
         using var scope = _context.Enter();
         fixed (byte* p = bytes)
         {
@@ -41,7 +42,7 @@ public sealed unsafe partial class CudaBackend
             if (bytes.Length > 0) CudaCheck.Driver(CudaDriver.cuMemcpyDtoHAsync(p, t.Pointer, (nuint)bytes.Length, _stream.Handle));
             _stream.Synchronize();
         }
-        HostConversions.Decode(bytes, t.Type, destination);
+        HalfConvert.ToSingle(bytes, t.Type, destination[..(int)t.ElementCount]);
     }
 
     /// <summary>Reads the K or V cache of one layer, slot and head: [positions, head_dim] as fp32.</summary>
@@ -57,56 +58,6 @@ public sealed unsafe partial class CudaBackend
             CudaCheck.Driver(CudaDriver.cuMemcpyDtoHAsync(p, (values ? c.Values : c.Keys).Pointer + (ulong)offset, (nuint)bytes.Length, _stream.Handle));
             _stream.Synchronize();
         }
-        HostConversions.Decode(bytes, c.Type, destination);
-    }
-}
-
-/// <summary>fp32 &lt;-&gt; fp16/bf16 on the host (round to nearest even), matching the device conversions.</summary>
-public static class HostConversions
-{
-    public static ushort ToBFloat16(float value)
-    {
-        var bits = BitConverter.SingleToUInt32Bits(value);
-        if (float.IsNaN(value)) return (ushort)((bits >> 16) | 0x40);
-        return (ushort)((bits + 0x7FFFu + ((bits >> 16) & 1)) >> 16);
-    }
-
-    public static float FromBFloat16(ushort value) => BitConverter.UInt32BitsToSingle((uint)value << 16);
-
-    /// <summary>The value as stored in <paramref name="type"/> and read back.</summary>
-    public static float Round(float value, DType type) => type switch
-    {
-        DType.F16 => (float)(Half)value,
-        DType.BF16 => FromBFloat16(ToBFloat16(value)),
-        _ => value,
-    };
-
-    public static byte[] Encode(ReadOnlySpan<float> values, DType type)
-    {
-        var bytes = new byte[values.Length * type.Size()];
-        for (var i = 0; i < values.Length; i++)
-        {
-            switch (type)
-            {
-                case DType.F32: BitConverter.TryWriteBytes(bytes.AsSpan(i * 4), values[i]); break;
-                case DType.F16: BitConverter.TryWriteBytes(bytes.AsSpan(i * 2), BitConverter.HalfToUInt16Bits((Half)values[i])); break;
-                case DType.BF16: BitConverter.TryWriteBytes(bytes.AsSpan(i * 2), ToBFloat16(values[i])); break;
-            }
-        }
-        return bytes;
-    }
-
-    public static void Decode(ReadOnlySpan<byte> bytes, DType type, Span<float> destination)
-    {
-        var n = bytes.Length / type.Size();
-        for (var i = 0; i < n; i++)
-        {
-            destination[i] = type switch
-            {
-                DType.F32 => BitConverter.ToSingle(bytes.Slice(i * 4, 4)),
-                DType.F16 => (float)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(bytes.Slice(i * 2, 2))),
-                _ => FromBFloat16(BitConverter.ToUInt16(bytes.Slice(i * 2, 2))),
-            };
-        }
+        HalfConvert.ToSingle(bytes, c.Type, destination[..count]);
     }
 }

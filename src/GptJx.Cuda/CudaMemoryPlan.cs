@@ -1,15 +1,7 @@
+using GptJx.Model;
 using GptJx.Tensors;
 
 namespace GptJx.Cuda;
-
-/// <summary>The dimensions of a model that decide its device memory.</summary>
-public sealed record CudaModelShape(int Layers, int Width, int FeedForward, int Heads, int Vocabulary, bool TiedEmbeddings = true)
-{
-    public int HeadDim => Width / Heads;
-
-    /// <summary>GPT-JX (BTLM-3B-8k) as published.</summary>
-    public static CudaModelShape GptJx3B { get; } = new(32, 2560, 6826, 32, 50257, true);
-}
 
 /// <summary>
 /// Device memory needed to run a model: weights + KV cache + activations + cuBLAS workspace +
@@ -27,29 +19,23 @@ public sealed record CudaMemoryPlan(
 
     public long TotalBytes => WeightBytes + KvCacheBytes + ActivationBytes + WorkspaceBytes + StagingBytes + MarginBytes;
 
-    /// <param name="shape">Model dimensions.</param>
+    /// <param name="config">The model (its checkpoint layout sizes the weights).</param>
     /// <param name="weightType">Device weight (and KV-cache) type: fp16 or bf16.</param>
     /// <param name="slots">Sequences decoded together (KV-cache slots).</param>
     /// <param name="context">Positions per slot.</param>
     /// <param name="maxRows">Most token rows in one forward call (prefill chunk); at least <paramref name="slots"/>.</param>
     /// <param name="logitRows">Rows that get logits per call (default: one per slot).</param>
-    public static CudaMemoryPlan Compute(CudaModelShape shape, DType weightType, int slots, int context, int maxRows,
+    public static CudaMemoryPlan Compute(ModelConfig config, DType weightType, int slots, int context, int maxRows,
         int? logitRows = null, long workspaceBytes = DefaultWorkspaceBytes, long stagingChunkBytes = DefaultStagingChunkBytes)
     {
-        ArgumentNullException.ThrowIfNull(shape);
+        ArgumentNullException.ThrowIfNull(config);
         if (weightType == DType.F32) throw new ArgumentException("the CUDA backend keeps weights in fp16 or bf16", nameof(weightType));
         if (slots < 1) throw new ArgumentOutOfRangeException(nameof(slots), slots, "at least one slot");
         if (context < 1) throw new ArgumentOutOfRangeException(nameof(context), context, "at least one position");
         if (maxRows < 1) throw new ArgumentOutOfRangeException(nameof(maxRows), maxRows, "at least one row");
         long w = weightType.Size();
-        long d = shape.Width, f = shape.FeedForward, v = shape.Vocabulary, l = shape.Layers;
-
-        // Matrices in the weight type, as [out, in] rows padded to a multiple of 8 inputs; biases, norms and slopes in fp32.
-        long dp = WeightRows.LeadingDimension((int)d), fp = WeightRows.LeadingDimension((int)f);
-        long perLayerMatrices = 3 * d * dp + d * dp + 2 * f * dp + d * fp;
-        long perLayerVectors = 3 * d + d + 2 * f + d + 4 * d;
-        long weights = v * d * w + l * (perLayerMatrices * w + perLayerVectors * 4) + 2 * d * 4 + shape.Heads * 4;
-        if (!shape.TiedEmbeddings) weights += v * dp * w;  // an untied head is a linear layer: [V, D] rows padded like the others
+        long d = config.Width, f = config.FeedForwardWidth, v = config.VocabularySize, l = config.Layers;
+        long weights = config.Layout.Sum(t => DeviceBytes(t, w));
 
         long kv = 2L * l * slots * context * d * w;
 
@@ -65,7 +51,7 @@ public sealed record CudaMemoryPlan(
             + rows * f * w             // SwiGLU output
             + logits * d * (4 + w)     // gathered rows (fp32 and GEMM input)
             + logits * v * 4           // fp32 logits
-            + slots * (long)shape.Heads * splits * (shape.HeadDim + 2) * 4  // flash-decoding partials
+            + slots * (long)config.Heads * splits * (config.HeadDim + 2) * 4  // flash-decoding partials
             + rows * 4 * 3 + 64 * 1024;  // ids, gather rows, tokens, descriptors
 
         long staging = 2 * stagingChunkBytes;
@@ -73,6 +59,18 @@ public sealed record CudaMemoryPlan(
         long margin = Math.Max(MinimumMarginBytes, subtotal / 50);
         return new CudaMemoryPlan(weights, kv, activations, workspaceBytes, staging, margin, slots, context, (int)rows);
     }
+
+    /// <summary>
+    /// How the backend stores a checkpoint tensor: matrices in the weight type as [out, in] rows padded to a
+    /// multiple of 8 inputs (an untied head too), the embedding table as it is, biases, norms and slopes in fp32.
+    /// </summary>
+    private static long DeviceBytes(LayoutTensor tensor, long weightSize) => tensor.Kind switch
+    {
+        WeightKind.Embedding => tensor.ElementCount * weightSize,
+        WeightKind.Matrix => tensor.Shape[1] * WeightRows.LeadingDimension((int)tensor.Shape[0]) * weightSize,
+        WeightKind.Head => tensor.Shape[0] * WeightRows.LeadingDimension((int)tensor.Shape[1]) * weightSize,
+        _ => tensor.ElementCount * 4,
+    };
 
     public bool Fits(long freeBytes) => TotalBytes <= freeBytes;
 

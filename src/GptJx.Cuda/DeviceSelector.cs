@@ -45,9 +45,8 @@ public static class DeviceSelector
     {
         var type = weightType ?? (config.TorchDType is DType.F16 ? DType.F16 : DType.BF16);
         if (type == DType.F32) throw new InvalidArgumentException(nameof(weightType), "fp32 is not supported on CUDA (use fp16 or bf16)");
-        var shape = new CudaModelShape(config.Layers, config.Width, config.FeedForwardWidth, config.Heads, config.VocabularySize, config.TieWordEmbeddings);
         int rows = maxRows + slots;
-        var plan = CudaMemoryPlan.Compute(shape, type, slots, context ?? config.ContextLength, rows);
+        var plan = CudaMemoryPlan.Compute(config, type, slots, context ?? config.ContextLength, rows);
         return CudaBackend.Create(ordinal, type, new CudaBackendOptions { MaxRows = rows, MaxSequences = slots + 1 }, plan);
     }
 }

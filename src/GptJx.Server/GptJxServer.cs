@@ -39,6 +39,8 @@ public sealed class GptJxServer : IAsyncDisposable
         var address = ParseHost(options.Host);
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.SetMinimumLevel(logLevel);
+        // A host that fails to start (a busy port) throws from StartAsync; its own log of that failure would repeat it with a stack trace.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", level => level >= logLevel && level != LogLevel.Error);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;

@@ -1,10 +1,10 @@
 using System.Diagnostics;
 using GptJx.Backends;
-using GptJx.Checkpoints;
 using GptJx.Cuda;
 using GptJx.Generation;
 using GptJx.Model;
 using GptJx.Tensors;
+using GptJx.TestModels;
 
 namespace GptJx.Cuda.Tests;
 
@@ -19,8 +19,11 @@ public class CudaEndToEndTests
 {
     // Two layers, a 2048-token vocabulary (GPT-2's first ids: common English stays inside it), a
     // feed-forward width that is not a multiple of 8 (padded weight rows), heads of the given width.
-    private static TestModelShape Shape(int headDim) => new(Layers: 2, Width: 2 * headDim, Heads: 2, FeedForwardWidth: 3 * headDim + 3,
-        VocabularySize: 2048, ContextLength: 128);
+    private static ModelConfig Shape(int headDim) => ModelConfig.Tiny with
+    {
+        Layers = 2, Width = 2 * headDim, Heads = 2, FeedForwardWidth = 3 * headDim + 3,
+        VocabularySize = 2048, BosTokenId = 2047, EosTokenId = 2047, ContextLength = 128,
+    };
 
     private static readonly Dictionary<(int, bool), string> Models = new();
 
@@ -32,7 +35,7 @@ public class CudaEndToEndTests
             if (!Models.TryGetValue((headDim, tied), out var dir))
             {
                 dir = Path.Combine(Path.GetTempPath(), $"gptjx-cuda-e2e-{Environment.ProcessId}-hd{headDim}-{(tied ? "tied" : "untied")}");
-                TestModel.Write(dir, Shape(headDim), DType.BF16, CheckpointFormat.SafeTensors, seed: (ulong)(headDim + (tied ? 1 : 0)), tied: tied);
+                TestModel.Write(dir, Shape(headDim) with { TieWordEmbeddings = tied }, DType.BF16, CheckpointFormat.SafeTensors, seed: (ulong)(headDim + (tied ? 1 : 0)));
                 AppDomain.CurrentDomain.ProcessExit += (_, _) => { try { Directory.Delete(dir, true); } catch (IOException) { } };
                 Models[(headDim, tied)] = dir;
             }

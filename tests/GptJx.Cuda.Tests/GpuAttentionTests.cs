@@ -193,7 +193,7 @@ public class GpuAttentionTests(DType type) : GpuTest(type)
         Backend.Embed([1, 2], emb, 2f, o);
         using var graph = Backend.EndCapture();
         Backend.Replay(graph, [7, 3], new AttentionBatch(1));
-        var expected = new[] { 7, 3 }.SelectMany(id => table.Skip(id * dd).Take(dd).Select(x => HostConversions.Round(x, Type) * 2f)).ToArray();
+        var expected = new[] { 7, 3 }.SelectMany(id => table.Skip(id * dd).Take(dd).Select(x => HalfConvert.Round(x, Type) * 2f)).ToArray();
         AssertClose(Read(o), expected, 1e-6f, 1e-6f, "replayed embedding");
         Assert.Throws<ArgumentException>(() => Backend.Replay(graph, [1, 2, 3], new AttentionBatch(1)));
     }

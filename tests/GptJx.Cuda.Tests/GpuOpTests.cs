@@ -32,7 +32,7 @@ public class GpuOpTests(DType type) : GpuTest(type)
         Backend.Embed(ids.AsSpan(0, count), emb, 14.6f, o);
         var expected = new float[count * d];
         for (var t = 0; t < count; t++)
-            for (var c = 0; c < d; c++) expected[t * d + c] = HostConversions.Round(table[ids[t] * d + c], Type) * 14.6f;
+            for (var c = 0; c < d; c++) expected[t * d + c] = HalfConvert.Round(table[ids[t] * d + c], Type) * 14.6f;
         Assert.That(o.Rows, Is.EqualTo(count));
         AssertClose(Read(o), expected, 1e-5f, 1e-6f, "embedding");
     }
@@ -69,8 +69,8 @@ public class GpuOpTests(DType type) : GpuTest(type)
         var w = new float[k * n];
         for (var r = 0; r < k; r++)
         {
-            for (var c = 0; c < n1; c++) w[r * n + c] = HostConversions.Round(w1[r * n1 + c], Type);
-            for (var c = 0; c < n2; c++) w[r * n + n1 + c] = HostConversions.Round(HostConversions.Round(w2[r * n2 + c], DType.BF16), Type);
+            for (var c = 0; c < n1; c++) w[r * n + c] = HalfConvert.Round(w1[r * n1 + c], Type);
+            for (var c = 0; c < n2; c++) w[r * n + n1 + c] = HalfConvert.Round(HalfConvert.Round(w2[r * n2 + c], DType.BF16), Type);
         }
         var x = Rounded(Random(rows * k));
         var input = Tensor(rows, k, Type, x);
@@ -103,7 +103,7 @@ public class GpuOpTests(DType type) : GpuTest(type)
         var w = new float[k * n];  // [k, n] for the reference
         for (var r = 0; r < k; r++)
             for (var c = 0; c < n; c++)
-                w[r * n + c] = HostConversions.Round(layout == WeightLayout.InOut ? wSource[r * n + c] : wSource[c * k + r], Type);
+                w[r * n + c] = HalfConvert.Round(layout == WeightLayout.InOut ? wSource[r * n + c] : wSource[c * k + r], Type);
         var x = Rounded(Random(rows * k));
         var expected = Reference.MatMul(x, rows, k, w, n, bias);
         var residual = Random(rows * n);
@@ -147,7 +147,7 @@ public class GpuOpTests(DType type) : GpuTest(type)
         var logits = Tensor(rows, v, DType.F32);
         Backend.Linear(Tensor(rows, d, Type, x), head, logits);
         var wt = new float[d * v];
-        for (var i = 0; i < v; i++) for (var c = 0; c < d; c++) wt[c * v + i] = HostConversions.Round(table[i * d + c], Type);
+        for (var i = 0; i < v; i++) for (var c = 0; c < d; c++) wt[c * v + i] = HalfConvert.Round(table[i * d + c], Type);
         AssertClose(Read(logits), Reference.MatMul(x, rows, d, wt, v, null), 1e-3f, 1e-3f, "x E^T");
         Backend.Scale(logits, 0.222f);
         AssertClose(Read(logits), Reference.MatMul(x, rows, d, wt, v, null).Select(a => a * 0.222f).ToArray(), 1e-3f, 1e-3f, "scaled logits");
@@ -204,7 +204,7 @@ public class GpuOpTests(DType type) : GpuTest(type)
         small.Linear(x, linear, y);
         var got = new float[k * n];
         small.Download(y, got);
-        Assert.That(got, Is.EqualTo(w.Select(a => HostConversions.Round(a, Type)).ToArray()), "identity rows read the weight back");
+        Assert.That(got, Is.EqualTo(w.Select(a => HalfConvert.Round(a, Type)).ToArray()), "identity rows read the weight back");
         var stats = small.FinishLoading();
         Assert.That(stats.Bytes, Is.EqualTo(k * n * 4L));
         TestContext.Out.WriteLine($"load: {stats}");

@@ -49,7 +49,7 @@ public abstract class GpuTest
         return a;
     }
 
-    protected float[] Rounded(float[] a) => a.Select(v => HostConversions.Round(v, Type)).ToArray();
+    protected float[] Rounded(float[] a) => a.Select(v => HalfConvert.Round(v, Type)).ToArray();
 
     /// <summary>A checkpoint-like tensor in unmanaged memory, stored as <paramref name="dtype"/>.</summary>
     protected TensorData Checkpoint(string name, float[] values, DType dtype, params long[] shape) =>
@@ -87,7 +87,8 @@ public abstract class GpuTest
 
         public HostTensor(string name, float[] values, DType dtype, long[] shape)
         {
-            var bytes = HostConversions.Encode(values, dtype);
+            var bytes = new byte[values.Length * dtype.Size()];
+            HalfConvert.FromSingle(values, dtype, bytes);
             _memory = (byte*)NativeMemory.Alloc((nuint)Math.Max(1, bytes.Length));
             bytes.CopyTo(new Span<byte>(_memory, bytes.Length));
             Data = new TensorData(new TensorInfo(name, dtype, shape, "test.safetensors"), _memory);

@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using GptJx.Backends;
 using GptJx.Cuda;
 using GptJx.Cuda.Interop;
+using GptJx.Model;
 using GptJx.Tensors;
 
 namespace GptJx.Cuda.Tests;
@@ -13,17 +14,17 @@ public class MemoryPlanTests
     [Test]
     public void KvCacheOfTheFullContextIsTheDocumentedSize()
     {
-        var plan = CudaMemoryPlan.Compute(CudaModelShape.GptJx3B, DType.BF16, slots: 1, context: 8192, maxRows: 512);
+        var plan = CudaMemoryPlan.Compute(ModelConfig.GptJx3B, DType.BF16, slots: 1, context: 8192, maxRows: 512);
         Assert.That(plan.KvCacheBytes, Is.EqualTo(327_680L * 8192));  // 320 KiB per token
     }
 
     [Test]
     public void WeightsAreTwoBytesPerParameterPlusFp32Vectors()
     {
-        var plan = CudaMemoryPlan.Compute(CudaModelShape.GptJx3B, DType.F16, 1, 8192, 512);
+        var plan = CudaMemoryPlan.Compute(ModelConfig.GptJx3B, DType.F16, 1, 8192, 512);
         // 2,646,255,776 parameters; the vectors (biases, norms, slopes) are kept in fp32.
         Assert.That(plan.WeightBytes, Is.GreaterThan(2_646_255_776L * 2).And.LessThan((long)(2_646_255_776L * 2 * 1.01)));
-        var untied = CudaMemoryPlan.Compute(CudaModelShape.GptJx3B with { TiedEmbeddings = false }, DType.F16, 1, 8192, 512);
+        var untied = CudaMemoryPlan.Compute(ModelConfig.GptJx3B with { TieWordEmbeddings = false }, DType.F16, 1, 8192, 512);
         Assert.That(untied.WeightBytes - plan.WeightBytes, Is.EqualTo(50257L * 2560 * 2));
     }
 
@@ -31,20 +32,20 @@ public class MemoryPlanTests
     public void WeightsCountTheRowPaddingOfEveryLinearLayerIncludingAnUntiedHead()
     {
         // D = 12 and F = 10 are padded to 16 inputs per device row; the embedding table is not padded.
-        var shape = new CudaModelShape(Layers: 1, Width: 12, FeedForward: 10, Heads: 3, Vocabulary: 7);
+        var shape = ModelConfig.Tiny with { Layers = 1, Width = 12, FeedForwardWidth = 10, Heads = 3, VocabularySize = 7 };
         var tied = CudaMemoryPlan.Compute(shape, DType.F16, 1, 16, 4);
         long matrices = 3 * 12 * 16 + 12 * 16 + 2 * 10 * 16 + 12 * 16;  // qkv, attention out, c_fc | c_fc2, mlp.c_proj
         long vectors = 3 * 12 + 12 + 2 * 10 + 12 + 4 * 12;                // their biases and the two norms
         long expected = 7 * 12 * 2 + matrices * 2 + vectors * 4 + 2 * 12 * 4 + 3 * 4;
         Assert.That(tied.WeightBytes, Is.EqualTo(expected));
-        var untied = CudaMemoryPlan.Compute(shape with { TiedEmbeddings = false }, DType.F16, 1, 16, 4);
+        var untied = CudaMemoryPlan.Compute(shape with { TieWordEmbeddings = false }, DType.F16, 1, 16, 4);
         Assert.That(untied.WeightBytes - tied.WeightBytes, Is.EqualTo(7L * WeightRows.LeadingDimension(12) * 2));
     }
 
     [Test]
     public void TotalIsTheSumOfItsParts()
     {
-        var p = CudaMemoryPlan.Compute(CudaModelShape.GptJx3B, DType.BF16, 4, 2048, 1024);
+        var p = CudaMemoryPlan.Compute(ModelConfig.GptJx3B, DType.BF16, 4, 2048, 1024);
         Assert.That(p.TotalBytes, Is.EqualTo(p.WeightBytes + p.KvCacheBytes + p.ActivationBytes + p.WorkspaceBytes + p.StagingBytes + p.MarginBytes));
         Assert.That(p.MarginBytes, Is.GreaterThanOrEqualTo(CudaMemoryPlan.MinimumMarginBytes));
         Assert.That(p.WorkspaceBytes, Is.EqualTo(32L << 20));
@@ -54,8 +55,8 @@ public class MemoryPlanTests
     [Test]
     public void KvCacheAndActivationsGrowWithBatchAndContext()
     {
-        var a = CudaMemoryPlan.Compute(CudaModelShape.GptJx3B, DType.BF16, 1, 1024, 256);
-        var b = CudaMemoryPlan.Compute(CudaModelShape.GptJx3B, DType.BF16, 8, 1024, 256);
+        var a = CudaMemoryPlan.Compute(ModelConfig.GptJx3B, DType.BF16, 1, 1024, 256);
+        var b = CudaMemoryPlan.Compute(ModelConfig.GptJx3B, DType.BF16, 8, 1024, 256);
         Assert.That(b.KvCacheBytes, Is.EqualTo(8 * a.KvCacheBytes));
         Assert.That(b.ActivationBytes, Is.GreaterThan(a.ActivationBytes));
         Assert.That(b.WeightBytes, Is.EqualTo(a.WeightBytes));
@@ -64,7 +65,7 @@ public class MemoryPlanTests
     [Test]
     public void RefusalNamesTheDeviceAndTheNumbers()
     {
-        var plan = CudaMemoryPlan.Compute(CudaModelShape.GptJx3B, DType.BF16, 1, 8192, 512);
+        var plan = CudaMemoryPlan.Compute(ModelConfig.GptJx3B, DType.BF16, 1, 8192, 512);
         var free = 4L << 30;
         var e = Assert.Throws<CudaOutOfMemoryException>(() => plan.EnsureFits(free, 40L << 30, "cuda:0 (Test GPU)"))!;
         Assert.That(e.Message, Does.StartWith("cuda:0 (Test GPU) cannot hold the model: it needs "));
@@ -79,9 +80,9 @@ public class MemoryPlanTests
     [Test]
     public void BadArgumentsAreRejected()
     {
-        Assert.Throws<ArgumentException>(() => CudaMemoryPlan.Compute(CudaModelShape.GptJx3B, DType.F32, 1, 1, 1));
-        Assert.Throws<ArgumentOutOfRangeException>(() => CudaMemoryPlan.Compute(CudaModelShape.GptJx3B, DType.F16, 0, 1, 1));
-        Assert.Throws<ArgumentOutOfRangeException>(() => CudaMemoryPlan.Compute(CudaModelShape.GptJx3B, DType.F16, 1, 0, 1));
+        Assert.Throws<ArgumentException>(() => CudaMemoryPlan.Compute(ModelConfig.GptJx3B, DType.F32, 1, 1, 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => CudaMemoryPlan.Compute(ModelConfig.GptJx3B, DType.F16, 0, 1, 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => CudaMemoryPlan.Compute(ModelConfig.GptJx3B, DType.F16, 1, 0, 1));
     }
 }
 
@@ -353,12 +354,14 @@ public class LayoutTests
     [Test]
     public void HostRoundingMatchesTheDevice()
     {
-        Assert.That(HostConversions.Round(1f + 1f / 256, DType.BF16), Is.EqualTo(1f));           // ties to even
-        Assert.That(HostConversions.Round(1f + 3f / 256, DType.BF16), Is.EqualTo(1f + 4f / 256)); // ties to even (up)
-        Assert.That(HostConversions.Round(0.1f, DType.F16), Is.EqualTo((float)(Half)0.1f));
-        var bytes = HostConversions.Encode([1.5f, -2f], DType.BF16);
+        Assert.That(HalfConvert.Round(1f + 1f / 256, DType.BF16), Is.EqualTo(1f));           // ties to even
+        Assert.That(HalfConvert.Round(1f + 3f / 256, DType.BF16), Is.EqualTo(1f + 4f / 256)); // ties to even (up)
+        Assert.That(HalfConvert.Round(0.1f, DType.F16), Is.EqualTo((float)(Half)0.1f));
+        var bytes = new byte[4];
+        HalfConvert.FromSingle([1.5f, -2f], DType.BF16, bytes);
+        Assert.That(bytes, Is.EqualTo(new byte[] { 0xC0, 0x3F, 0x00, 0xC0 }));
         var back = new float[2];
-        HostConversions.Decode(bytes, DType.BF16, back);
+        HalfConvert.ToSingle(bytes, DType.BF16, back);
         Assert.That(back, Is.EqualTo(new[] { 1.5f, -2f }));
     }
 }

@@ -3,10 +3,10 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Text.Json;
 using GptJx.Backends.Cpu;
-using GptJx.Checkpoints;
 using GptJx.Model;
 using GptJx.Serving;
 using GptJx.Tensors;
+using GptJx.TestModels;
 using static GptJxServerTests.ServerFixture;
 
 namespace GptJxServerTests;
@@ -110,15 +110,15 @@ public class HostileRequestTests
     /// <summary>A model whose weights are finite (the largest fp32 values) but whose activations overflow: loading succeeds, every step's logits are inf or NaN.</summary>
     private static string WriteOverflowingModel(string directory)
     {
-        var shape = new TestModelShape(Layers: 1, Width: 16, Heads: 2, FeedForwardWidth: 20, VocabularySize: 50257, ContextLength: 64);
+        var shape = ModelConfig.Tiny with { Layers = 1, Width = 16, Heads = 2, FeedForwardWidth = 20, ContextLength = 64 };
         var slopes = Alibi.Slopes(shape.Heads);
-        CheckpointWriter.Write(directory, CheckpointFormat.SafeTensors, TestModel.Tensors(shape, DType.F32, tied: true), (spec, bytes) =>
+        CheckpointWriter.Write(directory, CheckpointFormat.SafeTensors, TestModel.Tensors(shape, DType.F32), (spec, bytes) =>
         {
             var values = MemoryMarshal.Cast<byte, float>(bytes);
             if (spec.Name.EndsWith("slopes", StringComparison.Ordinal)) slopes.CopyTo(values);
             else values.Fill(3e38f);
         });
-        File.WriteAllText(Path.Combine(directory, "config.json"), TestModel.Config(shape, DType.F32, tied: true).ToJsonString());
+        File.WriteAllText(Path.Combine(directory, "config.json"), TestModel.Config(shape, DType.F32).ToJsonString());
         return directory;
     }
 

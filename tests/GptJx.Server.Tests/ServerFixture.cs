@@ -1,10 +1,10 @@
 using System.ClientModel;
 using GptJx.Backends.Cpu;
-using GptJx.Checkpoints;
-using GptJx.Model;
 using GptJx.Server;
 using GptJx.Serving;
+using GptJx.Model;
 using GptJx.Tensors;
+using GptJx.TestModels;
 using OpenAI;
 
 namespace GptJxServerTests;
@@ -13,7 +13,7 @@ namespace GptJxServerTests;
 [SetUpFixture]
 public sealed class ServerFixture
 {
-    public static readonly TestModelShape Shape = new(Layers: 2, Width: 32, Heads: 4, FeedForwardWidth: 70, VocabularySize: 50257, ContextLength: 256);
+    public static readonly ModelConfig Shape = ModelConfig.Tiny with { Layers = 2, Width = 32, Heads = 4, FeedForwardWidth = 70, ContextLength = 256 };
 
     public static string ModelDirectory { get; private set; } = null!;
     public static InferenceEngine Engine { get; private set; } = null!;

@@ -1,14 +1,14 @@
 using GptJx.Backends.Cpu;
-using GptJx.Checkpoints;
 using GptJx.Model;
 using GptJx.Tensors;
+using GptJx.TestModels;
 
 namespace GptJx.Tests;
 
 /// <summary>Small random-weight models written once per test run (full GPT-2 vocabulary, so real text works).</summary>
 internal static class TestModels
 {
-    public static readonly TestModelShape Shape = new(Layers: 2, Width: 32, Heads: 4, FeedForwardWidth: 70, VocabularySize: 50257, ContextLength: 64);
+    public static readonly ModelConfig Shape = ModelConfig.Tiny with { Layers = 2, Width = 32, Heads = 4, FeedForwardWidth = 70, ContextLength = 64 };
 
     private static readonly Lazy<string> Small = new(() =>
     {

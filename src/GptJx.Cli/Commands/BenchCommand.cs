@@ -1,8 +1,8 @@
 using System.CommandLine;
 using GptJx.Benchmarking;
-using GptJx.Checkpoints;
 using GptJx.Model;
 using GptJx.Tensors;
+using GptJx.TestModels;
 
 namespace GptJx.Cli.Commands;
 
@@ -16,11 +16,14 @@ internal static class BenchCommand
         var cacheDir = new Option<DirectoryInfo?>("--cache-dir") { Description = "Where --preset models are kept (default: the user's local data folder, gptjx/models)" };
         var device = CommonOptions.Device();
         var dtype = CommonOptions.DType();
-        var prompts = new Option<string>("--prompt-tokens") { Description = "Prompt lengths to prefill, comma-separated", DefaultValueFactory = _ => "128,512,2048" };
+        var prompts = new Option<string?>("--prompt-tokens")
+        {
+            Description = $"Prompt lengths to prefill, comma-separated (default: those of {string.Join(',', BenchmarkOptions.DefaultPromptTokens)} that fit the model's context)",
+        };
         var newTokens = new Option<int>("--new-tokens") { Description = "Tokens decoded per sequence", DefaultValueFactory = _ => 64 };
         var batches = new Option<string>("--batch") { Description = "Decode batch sizes (sequences decoded together), comma-separated", DefaultValueFactory = _ => "1,8" };
         var repeat = new Option<int>("--repeat") { Description = "Timed repetitions of each measurement (after a warm-up)", DefaultValueFactory = _ => 3 };
-        var context = new Option<int?>("--decode-context") { Description = "Tokens in each sequence before decoding (default: the first prompt length)" };
+        var context = new Option<int?>("--decode-context") { Description = "Tokens in each sequence before decoding (default: the first prompt length, if the new tokens fit after it)" };
         var json = new Option<FileInfo?>("--json") { Description = "Also write the results as JSON to this file" };
         var noCeilings = new Option<bool>("--no-ceilings") { Description = "Skip the bandwidth and compute ceiling tests" };
         var command = new Command("bench", "Measure load, prefill and decode speed, peak memory, and the machine's bandwidth and compute ceilings")
@@ -36,7 +39,7 @@ internal static class BenchCommand
             string deviceName = parse.GetValue(device)!;
             var options = new BenchmarkOptions
             {
-                PromptTokens = ParseList(parse.GetValue(prompts)!, "--prompt-tokens"),
+                PromptTokens = parse.GetValue(prompts) is { } lengths ? ParseList(lengths, "--prompt-tokens") : null,
                 NewTokens = Positive(parse.GetValue(newTokens), "--new-tokens"),
                 BatchSizes = ParseList(parse.GetValue(batches)!, "--batch"),
                 Repeat = Positive(parse.GetValue(repeat), "--repeat"),
@@ -46,11 +49,13 @@ internal static class BenchCommand
                 Command = "gptjx " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)),
                 Log = message => Console.Error.WriteLine(message),
             };
+            if (modelDir is { Exists: false }) throw new UsageException($"--model: folder '{modelDir.FullName}' does not exist");
+            // The lengths are checked against the model before a preset is written.
+            options = options.FitTo(presetName is null ? ModelConfig.Load(modelDir!.FullName) : ModelConfig.Preset(presetName));
             string directory = presetName is null ? modelDir!.FullName : EnsurePreset(presetName, parse.GetValue(cacheDir));
-            if (!Directory.Exists(directory)) throw new UsageException($"--model: folder '{directory}' does not exist");
             BenchmarkReport report;
             int sequences = options.BatchSizes.Max();
-            int positions = Math.Max(options.PromptTokens.Max(), (options.DecodeContext ?? options.PromptTokens[0]) + options.NewTokens + 1);
+            int positions = Math.Max(options.PromptTokens!.Max(), options.DecodeContext!.Value + options.NewTokens + 1);
             try { report = BenchmarkRunner.Run(directory, () => ModelLoading.CreateBackend(deviceName, type, directory, options.PrefillChunk, sequences, positions), options); }
             catch (ArgumentException e) when (e is not InvalidArgumentException) { throw new UsageException(e.Message); }
             Console.Out.Write(report.ToTable());
@@ -67,24 +72,24 @@ internal static class BenchCommand
     /// <summary>The preset's random-weight bf16 checkpoint, written on first use (kept out of any repository).</summary>
     private static string EnsurePreset(string name, DirectoryInfo? cacheDir)
     {
-        var shape = TestModelShape.Preset(name);
+        var preset = ModelConfig.Preset(name);
         string root = cacheDir?.FullName ?? Path.Combine(
             Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "gptjx", "models");
         string directory = Path.Combine(root, $"{name}-bf16");
         if (File.Exists(Path.Combine(directory, "config.json")))
         {
             var config = ModelConfig.Load(directory);
-            if (config.Layers == shape.Layers && config.Width == shape.Width && config.FeedForwardWidth == shape.FeedForwardWidth &&
-                config.VocabularySize == shape.VocabularySize && config.Heads == shape.Heads)
+            // The same model if config.json reads back as the preset (the weights' type aside).
+            if (config with { TorchDType = preset.TorchDType, UnknownKeys = preset.UnknownKeys } == preset)
             {
                 Console.Error.WriteLine($"using the random-weight {name} model in {directory}");
                 return directory;
             }
         }
-        long bytes = TestModel.Tensors(shape, DType.BF16, tied: true).Sum(t => t.ElementCount * 2);
+        long bytes = TestModel.Tensors(preset, DType.BF16).Sum(t => t.ByteLength);
         Console.Error.WriteLine($"writing a random-weight {name} model ({bytes / 1e9:F2} GB bf16) to {directory} (once; reused by later runs)");
         var progress = new TerminalProgress("writing");
-        TestModel.Write(directory, shape, DType.BF16, CheckpointFormat.SafeTensors, seed: 1, new Progress<long>(b => progress.Report((double)b / bytes)));
+        TestModel.Write(directory, preset, DType.BF16, CheckpointFormat.SafeTensors, seed: 1, new Progress<long>(b => progress.Report((double)b / bytes)));
         progress.Report(1);
         return directory;
     }

@@ -1,7 +1,7 @@
 using System.CommandLine;
-using GptJx.Checkpoints;
 using GptJx.Model;
 using GptJx.Tensors;
+using GptJx.TestModels;
 
 namespace GptJx.Cli.Commands;
 
@@ -27,17 +27,22 @@ internal static class MakeTestModelCommand
         };
         command.SetAction((parse, _) => CommonOptions.Run(parse, () =>
         {
-            var shape = TestModelShape.Preset(parse.GetValue(preset)!);
-            shape = shape with
+            var config = ModelConfig.Preset(parse.GetValue(preset)!);
+            int vocabulary = Positive(parse.GetValue(vocab), "--vocab") ?? config.VocabularySize;
+            int endOfText = Math.Min(config.EosTokenId, vocabulary - 1);   // GPT-2's end-of-text, or the last id of a cut vocabulary
+            config = config with
             {
-                Layers = Positive(parse.GetValue(layers), "--layers") ?? shape.Layers,
-                Width = Positive(parse.GetValue(width), "--width") ?? shape.Width,
-                Heads = Positive(parse.GetValue(heads), "--heads") ?? shape.Heads,
-                FeedForwardWidth = Positive(parse.GetValue(ffn), "--ffn") ?? shape.FeedForwardWidth,
-                VocabularySize = Positive(parse.GetValue(vocab), "--vocab") ?? shape.VocabularySize,
-                ContextLength = Positive(parse.GetValue(context), "--context") ?? shape.ContextLength,
+                Layers = Positive(parse.GetValue(layers), "--layers") ?? config.Layers,
+                Width = Positive(parse.GetValue(width), "--width") ?? config.Width,
+                Heads = Positive(parse.GetValue(heads), "--heads") ?? config.Heads,
+                FeedForwardWidth = Positive(parse.GetValue(ffn), "--ffn") ?? config.FeedForwardWidth,
+                VocabularySize = vocabulary,
+                ContextLength = Positive(parse.GetValue(context), "--context") ?? config.ContextLength,
+                BosTokenId = endOfText,
+                EosTokenId = endOfText,
+                TieWordEmbeddings = !parse.GetValue(untied),
             };
-            if (shape.Width % shape.Heads != 0) throw new UsageException($"--heads {shape.Heads} must divide --width {shape.Width}");
+            if (config.Width % config.Heads != 0) throw new UsageException($"--heads {config.Heads} must divide --width {config.Width}");
             var type = CommonOptions.ParseDType(parse.GetValue(dtype))!.Value;
             var kind = parse.GetValue(format) switch
             {
@@ -47,13 +52,11 @@ internal static class MakeTestModelCommand
                 var f => throw new UsageException($"--format '{f}' is not one of safetensors, sharded, bin"),
             };
             var dir = parse.GetValue(output)!.FullName;
-            bool tied = !parse.GetValue(untied);
-            long total = TestModel.Tensors(shape, type, tied).Sum(t => t.ElementCount * type.Size());
+            long total = TestModel.Tensors(config, type).Sum(t => t.ByteLength);
             var progress = new TerminalProgress("writing");
             var started = DateTime.UtcNow;
-            TestModel.Write(dir, shape, type, kind, parse.GetValue(seed), new Progress<long>(b => progress.Report((double)b / total)), tied);
+            TestModel.Write(dir, config, type, kind, parse.GetValue(seed), new Progress<long>(b => progress.Report((double)b / total)));
             progress.Report(1);
-            var config = ModelConfig.Load(dir);
             Console.Out.WriteLine($"wrote {dir}: {config.ParameterCount:N0} parameters, {total / 1e9:F2} GB {type.Name()} {parse.GetValue(format)} in {(DateTime.UtcNow - started).TotalSeconds:F1} s");
             return 0;
         }));

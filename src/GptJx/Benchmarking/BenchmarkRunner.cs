@@ -10,14 +10,19 @@ namespace GptJx.Benchmarking;
 
 public sealed record BenchmarkOptions
 {
-    public IReadOnlyList<int> PromptTokens { get; init; } = [128, 512, 2048];
+    /// <summary>The prompt lengths measured by default, those of them that fit the model's context.</summary>
+    public static readonly IReadOnlyList<int> DefaultPromptTokens = [128, 512, 2048];
+
+    /// <summary>Prompt lengths to prefill (default: <see cref="DefaultPromptTokens"/> that fit the context, or half the context if none does).</summary>
+    public IReadOnlyList<int>? PromptTokens { get; init; }
+
     public int NewTokens { get; init; } = 64;
     public IReadOnlyList<int> BatchSizes { get; init; } = [1, 8];
 
     /// <summary>Timed repetitions of every measurement (after one warm-up).</summary>
     public int Repeat { get; init; } = 3;
 
-    /// <summary>Tokens in each sequence before decoding (default: the first prompt length).</summary>
+    /// <summary>Tokens in each sequence before decoding (default: the first prompt length, less if the new tokens need the room).</summary>
     public int? DecodeContext { get; init; }
 
     /// <summary>Most tokens per forward call (longer prompts are prefilled in chunks).</summary>
@@ -33,6 +38,33 @@ public sealed record BenchmarkOptions
 
     /// <summary>Progress lines.</summary>
     public Action<string>? Log { get; init; }
+
+    /// <summary>
+    /// These options with the prompt lengths and decode context settled for <paramref name="config"/>:
+    /// defaults are fitted to its context; given lengths that do not fit are refused, naming the length.
+    /// </summary>
+    public BenchmarkOptions FitTo(ModelConfig config)
+    {
+        int context = config.ContextLength;
+        if (NewTokens < 1) throw new InvalidArgumentException(nameof(NewTokens), $"must be positive (got {NewTokens})");
+        if (NewTokens + 2 > context)
+            throw new InvalidArgumentException(nameof(NewTokens), $"{NewTokens} leaves no room for a prompt in the model's context of {context} tokens");
+        IReadOnlyList<int> prompts = PromptTokens ?? [.. DefaultPromptTokens.Where(p => p <= context).DefaultIfEmpty(Math.Max(1, context / 2))];
+        if (prompts.Count == 0) throw new InvalidArgumentException(nameof(PromptTokens), "must list at least one length");
+        foreach (int p in prompts)
+        {
+            if (p < 1) throw new InvalidArgumentException(nameof(PromptTokens), $"{p} is not a positive length");
+            if (p > context) throw new InvalidArgumentException(nameof(PromptTokens), $"{p} is longer than the model's context of {context} tokens");
+        }
+        // Decoding fills the sequence to DecodeContext + NewTokens + 1 positions (the last token is sampled, not cached).
+        int room = context - NewTokens - 1;
+        int decodeContext = DecodeContext ?? Math.Min(prompts[0], room);
+        if (decodeContext < 1) throw new InvalidArgumentException(nameof(DecodeContext), $"{decodeContext} is not a positive length");
+        if (decodeContext > room)
+            throw new InvalidArgumentException(nameof(DecodeContext),
+                $"{decodeContext} leaves no room for {NewTokens} new tokens in the model's context of {context} tokens (at most {room})");
+        return this with { PromptTokens = prompts, DecodeContext = decodeContext };
+    }
 }
 
 /// <summary>
@@ -45,15 +77,12 @@ public static class BenchmarkRunner
     public static BenchmarkReport Run(string modelDirectory, Func<IBackend> createBackend, BenchmarkOptions options)
     {
         var log = options.Log ?? (_ => { });
-        if (options.PromptTokens.Count == 0 || options.PromptTokens.Any(p => p < 1)) throw new ArgumentException("prompt lengths must be positive");
         if (options.BatchSizes.Any(b => b < 1)) throw new ArgumentException("batch sizes must be positive");
-        if (options.NewTokens < 1) throw new ArgumentException("new tokens must be positive");
         if (options.Repeat < 1) throw new ArgumentException("repeat must be at least 1");
         var config = ModelConfig.Load(modelDirectory);
-        int maxPrompt = options.PromptTokens.Max();
-        int decodeContext = options.DecodeContext ?? options.PromptTokens[0];
-        if (maxPrompt > config.ContextLength || decodeContext + options.NewTokens + 1 > config.ContextLength)
-            throw new ArgumentException($"prompt and decode lengths must fit the model's context of {config.ContextLength}");
+        options = options.FitTo(config);
+        var promptTokens = options.PromptTokens!;
+        int decodeContext = options.DecodeContext!.Value;
 
         var probeBackend = createBackend();
         IRooflineProbe? probe = probeBackend switch
@@ -115,8 +144,8 @@ public static class BenchmarkRunner
 
         var bench = new Runner(model, config, log);
         var prefill = new List<PrefillReport>();
-        bench.Prefill(Math.Min(32, options.PromptTokens.Min()), 1);    // warm-up: JIT and caches
-        foreach (int prompt in options.PromptTokens)
+        bench.Prefill(Math.Min(32, promptTokens.Min()), 1);    // warm-up: JIT and caches
+        foreach (int prompt in promptTokens)
         {
             log($"prefill {prompt} tokens");
             var (rates, ttft) = bench.Prefill(prompt, options.Repeat);

@@ -63,6 +63,18 @@ public sealed class Sampler
         return draw.Temperature == 0f ? ArgMax(logits) : Sample(logits, draw.Uniform);
     }
 
+    /// <summary>
+    /// The token of the pick for <paramref name="draw"/>, remembered for the repetition penalty: the one a
+    /// backend picked (<paramref name="devicePick"/>, checked: an id outside the vocabulary means its
+    /// logits were not finite), else the host's pick from <paramref name="logits"/>.
+    /// </summary>
+    internal int Take(int? devicePick, Span<float> logits, TokenDraw draw)
+    {
+        int token = devicePick is { } id ? NonFiniteLogitsException.CheckPicked(id, _seen.Length) : Next(logits, draw);
+        Accept(token);
+        return token;
+    }
+
     /// <summary>Records a chosen token (for the repetition penalty).</summary>
     public void Accept(int token)
     {

@@ -58,9 +58,7 @@ public sealed class Sequence : IDisposable
         var logits = _hostLogits ??= new float[_model.VocabularySize];
         bool picked = _model.ForwardAndPick(null, last, _batch, _cache, _lastRow, _draw, sampler.CanPickOnDevice, _picked, logits);
         foreach (int t in last) _tokens.Add(t);
-        int token = picked ? NonFiniteLogitsException.CheckPicked(_picked[0], _model.VocabularySize) : sampler.Next(logits, _draw[0]);
-        sampler.Accept(token);
-        return token;
+        return sampler.Take(picked ? _picked[0] : null, logits, _draw[0]);
     }
 
     private void Run(ReadOnlySpan<int> tokens, Span<float> logits, Wanted wanted)

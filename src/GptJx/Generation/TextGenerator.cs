@@ -16,39 +16,27 @@ public enum FinishReason
 /// <summary>One generated token and the text it completes (possibly empty while a character or stop sequence is pending).</summary>
 public readonly record struct GeneratedToken(int Id, string Text, FinishReason Finish);
 
-/// <summary>The generation loop: prefill the prompt, then sample, stream and stop.</summary>
+/// <summary>The generation loop of one sequence: prefill the prompt, then sample, stream and stop (see <see cref="GenerationState"/>).</summary>
 public static class TextGenerator
 {
     /// <summary>Generates synchronously from token ids; the last item carries the finish reason.</summary>
     public static IEnumerable<GeneratedToken> Generate(GptJxModel model, IReadOnlyList<int> promptIds, GenerationOptions options, CancellationToken cancellationToken = default)
     {
-        options.Validate();
-        var config = model.Config;
-        var prompt = promptIds.Count > 0 ? promptIds.ToArray() : [config.BosTokenId];
-        if (prompt.Length >= config.ContextLength)
-            throw new InvalidArgumentException("prompt", $"of {prompt.Length} tokens leaves no room to generate: the model's context is {config.ContextLength} tokens",
-                ArgumentErrorCode.ContextLengthExceeded);
-        model.CheckIds(prompt, "prompt");
+        int context = model.Config.ContextLength;
+        var state = new GenerationState(model, promptIds, options, context, $"the model's context is {context} tokens");
+        if (state.NothingToGenerate) yield break;
 
-        int capacity = (int)Math.Min(config.ContextLength, (long)prompt.Length + Math.Max(options.MaxNewTokens, 1));
-        using var sequence = model.CreateSequence(capacity);
-        var sampler = new Sampler(options, config.VocabularySize);
-        sampler.Observe(prompt);
-        var text = new TokenTextStream(model.Tokenizer, options, config.EosTokenId);
+        using var sequence = model.CreateSequence(state.Capacity);
         var next = new int[1];
-
-        if (options.MaxNewTokens == 0) yield break;
-        int token = sequence.AppendAndSample(prompt, sampler);
-        for (int produced = 0; ; produced++)
+        int token = sequence.AppendAndSample(state.Prompt, state.Sampler);
+        while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            // Prompt and generated tokens together fill at most the context (as Hugging Face's max_length).
-            bool full = produced + 1 >= options.MaxNewTokens || sequence.Length + 1 >= sequence.Capacity;
-            var (piece, finish) = text.Accept(token, full);
+            var (piece, finish) = state.Accept(token, sequence.Length);
             yield return new GeneratedToken(token, piece, finish);
             if (finish != FinishReason.None) yield break;
             next[0] = token;
-            token = sequence.AppendAndSample(next, sampler);
+            token = sequence.AppendAndSample(next, state.Sampler);
         }
     }
 

@@ -46,16 +46,33 @@ public sealed record ModelConfig
     /// <summary>Multiplier of the final hidden state's logits (muP output scaling).</summary>
     public float LogitScale => OutputAlpha * WidthScale;
 
-    /// <summary>Weights of the model, counted from the shapes (slopes included, as published). Parsing checks it fits a long.</summary>
-    public long ParameterCount
+    /// <summary>The checkpoint's tensors: names and shapes.</summary>
+    public CheckpointLayout Layout => new(this);
+
+    /// <summary>Weights of the model, counted over <see cref="Layout"/> (slopes included, as published). Parsing checks it fits a long.</summary>
+    public long ParameterCount => Layout.Sum(t => t.ElementCount);
+
+    /// <summary>GPT-JX as published (BTLM-3B-8k's config.json): 2.65 B parameters.</summary>
+    public static ModelConfig GptJx3B { get; } = new()
     {
-        get
-        {
-            long d = Width, f = FeedForwardWidth, v = VocabularySize;
-            long perLayer = checked(2 * d + (d * 3 * d + 3 * d) + (d * d + d) + 2 * d + 2 * (d * f + f) + (f * d + d));
-            return checked(v * d + Layers * perLayer + 2 * d + Heads + (TieWordEmbeddings ? 0 : v * d));
-        }
-    }
+        Layers = 32, Width = 2560, FeedForwardWidth = 6826, Heads = 32, ContextLength = 8192, VocabularySize = 50257,
+        EmbeddingScale = 14.6f, OutputAlpha = 2.22f, WidthScale = 0.1f, ScaleQkDotByD = true, TorchDType = DType.BF16,
+    };
+
+    /// <summary>The same architecture at a few MB: for trying the CLI and for tests.</summary>
+    public static ModelConfig Tiny { get; } = GptJx3B with { Layers = 2, Width = 96, Heads = 6, FeedForwardWidth = 250, ContextLength = 1024 };
+
+    /// <summary>The presets by name, as the CLI's --preset takes them.</summary>
+    public static IReadOnlyDictionary<string, ModelConfig> Presets { get; } = new Dictionary<string, ModelConfig>
+    {
+        ["tiny"] = Tiny,
+        ["gpt-jx-3b"] = GptJx3B,
+    };
+
+    public static ModelConfig Preset(string name) =>
+        Presets.TryGetValue(name, out var config)
+            ? config
+            : throw new InvalidArgumentException("preset", $"'{name}' is not one of {string.Join(", ", Presets.Keys)}");
 
     public static ModelConfig Load(string path)
     {

@@ -46,61 +46,56 @@ public sealed class ModelWeights : IDisposable
             progress?.Report(total == 0 ? 1 : Math.Min(1, (double)done / total));
         }
 
-        int d = config.Width, f = config.FeedForwardWidth, v = config.VocabularySize;
+        var layout = config.Layout;
         var owned = new List<IDisposable>();
         T Own<T>(T item) where T : IDisposable { owned.Add(item); return item; }
+        INorm Norm(NormTensors norm)
+        {
+            var (gain, bias) = (binder.Get(norm.Gain), binder.Get(norm.Bias));
+            Advance(gain, bias);
+            return Own(backend.LoadNorm(gain, bias));
+        }
+        // Several layers side by side (the MLP's up and gate projections) become one linear layer.
+        ILinear Linear(params LinearTensors[] parts)
+        {
+            var ws = parts.Select(p => binder.Get(p.Weight)).ToArray();
+            var bs = parts.Select(p => binder.Get(p.Bias)).ToArray();
+            Advance([.. ws, .. bs]);
+            return Own(backend.LoadLinear(ws, bs, WeightLayout.InOut));
+        }
         try
         {
-            var wte = binder.Matrix("transformer.wte.weight", v, d);
+            var wte = binder.Get(layout.TokenEmbedding);
             var embedding = Own(backend.LoadEmbedding(wte));
             Advance(wte);
 
             var layers = new List<LayerWeights>(config.Layers);
             for (int l = 0; l < config.Layers; l++)
             {
-                string p = $"transformer.h.{l}.";
-                INorm Norm(string name)
-                {
-                    var (g, b) = (binder.Vector(p + name + ".weight", d), binder.Vector(p + name + ".bias", d));
-                    Advance(g, b);
-                    return Own(backend.LoadNorm(g, b));
-                }
-                ILinear Linear(string[] names, int inFeatures, int outFeatures)
-                {
-                    var ws = names.Select(n => binder.Matrix(p + n + ".weight", inFeatures, outFeatures)).ToArray();
-                    var bs = names.Select(n => binder.Vector(p + n + ".bias", outFeatures)).ToArray();
-                    Advance([.. ws, .. bs]);
-                    return Own(backend.LoadLinear(ws, bs, WeightLayout.InOut));
-                }
-                var ln1 = Norm("ln_1");
-                var qkv = Linear(["attn.c_attn"], d, 3 * d);
-                var proj = Linear(["attn.c_proj"], d, d);
-                var ln2 = Norm("ln_2");
-                var upGate = Linear(["mlp.c_fc", "mlp.c_fc2"], d, f);
-                var down = Linear(["mlp.c_proj"], f, d);
-                layers.Add(new LayerWeights(ln1, qkv, proj, ln2, upGate, down));
+                var t = layout.Layer(l);
+                layers.Add(new LayerWeights(Norm(t.AttentionNorm), Linear(t.Qkv), Linear(t.AttentionOutput),
+                    Norm(t.MlpNorm), Linear(t.MlpUp, t.MlpGate), Linear(t.MlpDown)));
             }
-
-            var (lnfG, lnfB) = (binder.Vector("transformer.ln_f.weight", d), binder.Vector("transformer.ln_f.bias", d));
-            var finalNorm = Own(backend.LoadNorm(lnfG, lnfB));
-            Advance(lnfG, lnfB);
+            var finalNorm = Norm(layout.FinalNorm);
 
             ILinear head;
-            if (config.TieWordEmbeddings || !source.TryGetTensor("lm_head.weight", out _))
+            var lmHead = layout.LanguageModelHead;
+            if (config.TieWordEmbeddings)
             {
-                if (!config.TieWordEmbeddings)
-                    throw new CheckpointException(source.Location, "lm_head.weight", "missing, and tie_word_embeddings is false");
+                // A tied checkpoint may still carry a copy of the embedding as the head.
                 head = Own(backend.LoadLinear([wte], null, WeightLayout.OutIn));
-                binder.MarkUsed("lm_head.weight");
+                binder.MarkUsed(lmHead.Name);
             }
             else
             {
-                var lm = binder.Matrix("lm_head.weight", v, d);
+                if (!source.TryGetTensor(lmHead.Name, out _))
+                    throw new CheckpointException(source.Location, lmHead.Name, "missing, and tie_word_embeddings is false");
+                var lm = binder.Get(lmHead);
                 head = Own(backend.LoadLinear([lm], null, WeightLayout.OutIn));
                 Advance(lm);
             }
 
-            var slopes = binder.Slopes();
+            var slopes = binder.Slopes(layout.Slopes);
             progress?.Report(1);
             var weights = new ModelWeights
             {
@@ -135,30 +130,28 @@ public sealed class ModelWeights : IDisposable
 
         public void MarkUsed(string name) => _used.Add(name);
 
-        private TensorData Get(string name, params long[] shape)
+        public TensorData Get(LayoutTensor tensor)
         {
+            string name = tensor.Name;
             if (!source.TryGetTensor(name, out var info))
                 throw new CheckpointException(source.Location, name,
                     source.UnsupportedTensors.TryGetValue(name, out var reason) ? reason : "missing from the checkpoint");
-            if (!info.Shape.SequenceEqual(shape))
-                throw new CheckpointException(info.File, name, $"has shape {info.ShapeText}, expected [{string.Join(", ", shape)}]");
+            if (!info.Shape.SequenceEqual(tensor.Shape))
+                throw new CheckpointException(info.File, name, $"has shape {info.ShapeText}, expected [{string.Join(", ", tensor.Shape)}]");
             _used.Add(name);
             var data = source.Open(info);
             if (checkFinite) FiniteWeights.Require(data);
             return data;
         }
 
-        public TensorData Matrix(string name, long rows, long columns) => Get(name, rows, columns);
-
-        public TensorData Vector(string name, long length) => Get(name, length);
-
-        public float[] Slopes()
+        /// <summary>The stored slopes (checked against the formula), or the formula's when the checkpoint has none.</summary>
+        public float[] Slopes(LayoutTensor tensor)
         {
-            const string name = "transformer.relative_pe.slopes";
+            string name = tensor.Name;
             float[] formula = Alibi.Slopes(config.Heads);
             if (!source.TryGetTensor(name, out var info)) return formula;
-            if (!(info.Shape.SequenceEqual([config.Heads, 1L]) || info.Shape.SequenceEqual([(long)config.Heads])))
-                throw new CheckpointException(info.File, name, $"has shape {info.ShapeText}, expected [{config.Heads}, 1]");
+            if (!(info.Shape.SequenceEqual(tensor.Shape) || info.Shape.SequenceEqual([(long)config.Heads])))   // [heads] is accepted too
+                throw new CheckpointException(info.File, name, $"has shape {info.ShapeText}, expected [{string.Join(", ", tensor.Shape)}]");
             _used.Add(name);
             var bytes = source.Open(info).Bytes;
             var stored = new float[config.Heads];

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Threading.Channels;
 using GptJx.Generation;
-using GptJx.Tokenization;
 
 namespace GptJx.Serving;
 
@@ -17,31 +16,26 @@ internal sealed class EngineSequence
     private int _released;
     private volatile bool _cancelledByReader;
 
-    public EngineSequence(long id, int[] prompt, GenerationRequest request, int capacity, TimeSpan? timeout, int vocabularySize, Gpt2Tokenizer tokenizer, int endOfTextId, CancellationToken userToken)
+    public EngineSequence(long id, GenerationState generation, int? topLogprobs, TimeSpan? timeout, CancellationToken userToken)
     {
         Id = id;
-        Prompt = prompt;
-        Options = request.Options;
-        TopLogprobs = request.TopLogprobs;
-        Capacity = capacity;
+        Generation = generation;
+        TopLogprobs = topLogprobs;
         _userToken = userToken;
         _timeout = timeout;
         _deadline = timeout is { } t ? Stopwatch.GetTimestamp() + (long)(t.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
         Abort = CancellationTokenSource.CreateLinkedTokenSource(userToken);
         if (timeout is { } after) Abort.CancelAfter(after);
         Output = Channel.CreateUnbounded<EngineToken>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
-        Sampler = new Sampler(Options, vocabularySize);
-        Sampler.Observe(prompt);
-        Text = new TokenTextStream(tokenizer, Options, endOfTextId);
     }
 
     public long Id { get; }
-    public int[] Prompt { get; }
-    public GenerationOptions Options { get; }
-    public int? TopLogprobs { get; }
 
-    /// <summary>Positions this request may fill: prompt plus generated tokens, as <see cref="TextGenerator"/> sizes its sequence.</summary>
-    public int Capacity { get; }
+    /// <summary>Prompt, capacity, sampler and text stream, as every generation loop keeps them.</summary>
+    public GenerationState Generation { get; }
+
+    public int[] Prompt => Generation.Prompt;
+    public int? TopLogprobs { get; }
 
     /// <summary>Cancelled by the caller's token, the timeout, or disposing the stream.</summary>
     public CancellationTokenSource Abort { get; }
@@ -51,7 +45,7 @@ internal sealed class EngineSequence
     /// <summary>Node in the engine's wait queue while queued (guarded by the queue's lock).</summary>
     public LinkedListNode<EngineSequence>? QueueNode { get; set; }
 
-    public volatile int CompletionTokens;
+    public int CompletionTokens => Generation.Generated;
     public volatile FinishReason Finish;
 
     // ---- engine thread ------------------------------------------------------
@@ -62,8 +56,6 @@ internal sealed class EngineSequence
     /// <summary>True once the prompt is in the cache; the next row is <see cref="Pending"/>.</summary>
     public bool Decoding;
     public int Pending;
-    public readonly Sampler Sampler;
-    public readonly TokenTextStream Text;
     /// <summary>A copy of the step's raw logits, kept only when log-probabilities are asked for.</summary>
     public float[]? RawLogits;
     public long AdmittedAt;

@@ -135,34 +135,21 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
             throw new InvalidArgumentException(nameof(request.TopLogprobs), $"must be 0..{EngineOptions.MaxTopLogprobs} (got {request.TopLogprobs})");
         if (request.Timeout is { } t) EngineOptions.CheckTimeout(nameof(request.Timeout), t);
 
-        var config = _model.Config;
-        int[] prompt;
-        if (request.PromptIds is { } ids)
-        {
-            prompt = ids.ToArray();
-            _model.CheckIds(prompt, "prompt");
-        }
-        else prompt = _model.Encode(request.Prompt ?? "");
-        if (prompt.Length == 0) prompt = [config.BosTokenId];
-        if (prompt.Length >= _slotPositions)
-            throw new InvalidArgumentException("prompt", $"of {prompt.Length} tokens leaves no room to generate: a request holds at most {_slotPositions} tokens, prompt and generated",
-                ArgumentErrorCode.ContextLengthExceeded);
-
+        var generation = new GenerationState(_model, request.PromptIds ?? _model.Encode(request.Prompt ?? ""), request.Options, _slotPositions,
+            $"a request holds at most {_slotPositions} tokens, prompt and generated");
         TimeSpan? timeout = (request.Timeout, Options.RequestTimeout) switch
         {
             ({ } a, { } b) => a < b ? a : b,
             (var a, var b) => a ?? b,
         };
-        int capacity = (int)Math.Min(_slotPositions, (long)prompt.Length + Math.Max(request.Options.MaxNewTokens, 1));
-        var sequence = new EngineSequence(Interlocked.Increment(ref _nextId), prompt, request, capacity, timeout,
-            config.VocabularySize, _model.Tokenizer, config.EosTokenId, cancellationToken);
+        var sequence = new EngineSequence(Interlocked.Increment(ref _nextId), generation, request.TopLogprobs, timeout, cancellationToken);
         var stream = new GenerationStream(sequence);
 
-        if (request.Options.MaxNewTokens == 0)
+        if (generation.NothingToGenerate)
         {
             // Nothing to generate (as TextGenerator): the prompt is not even run.
             Interlocked.Increment(ref _submitted);
-            Interlocked.Add(ref _promptTokens, prompt.Length);
+            Interlocked.Add(ref _promptTokens, generation.Prompt.Length);
             sequence.Finish = FinishReason.Length;
             sequence.Complete();
             Interlocked.Increment(ref _completed);
@@ -193,7 +180,7 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
             sequence.QueueNode = _queue.AddLast(sequence);
         }
         Interlocked.Increment(ref _submitted);
-        Interlocked.Add(ref _promptTokens, prompt.Length);
+        Interlocked.Add(ref _promptTokens, generation.Prompt.Length);
         _wake.Set();
         return stream;
     }
@@ -315,8 +302,8 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
             int logitIndex = _scheduler.MemberLogitIndex(i);
             if (logitIndex < 0) continue;
             var s = _scheduler.Member(i);
-            _draws[logitIndex] = s.Sampler.Draw();
-            allowDevice &= s.Sampler.CanPickOnDevice && s.TopLogprobs is null;
+            _draws[logitIndex] = s.Generation.Sampler.Draw();
+            allowDevice &= s.Generation.Sampler.CanPickOnDevice && s.TopLogprobs is null;
         }
         return allowDevice;
     }
@@ -341,7 +328,7 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
         }
     }
 
-    /// <summary>The generation loop of <see cref="TextGenerator.Generate"/>, one token per call.</summary>
+    /// <summary>One token of the generation loop <see cref="TextGenerator.Generate"/> runs (both drive a <see cref="GenerationState"/>).</summary>
     /// <param name="picked">The token the backend picked, when it did; else the host picks from <paramref name="logits"/>.</param>
     private void Sample(EngineSequence s, Span<float> logits, TokenDraw draw, int picked)
     {
@@ -350,15 +337,10 @@ public sealed class InferenceEngine : IDisposable, IAsyncDisposable
             s.RawLogits ??= new float[logits.Length];
             logits.CopyTo(s.RawLogits);
         }
-        int token = _pickedOnDevice ? NonFiniteLogitsException.CheckPicked(picked, logits.Length) : s.Sampler.Next(logits, draw);
-        s.Sampler.Accept(token);
+        int token = s.Generation.Sampler.Take(_pickedOnDevice ? picked : null, logits, draw);
         var logprobs = s.TopLogprobs is { } top ? Logprobs.Compute(s.RawLogits, token, top) : null;
-        s.CompletionTokens++;
         Interlocked.Increment(ref _generatedTokens);
-
-        // Prompt and generated tokens together fill at most the request's capacity (as Hugging Face's max_length).
-        bool full = s.CompletionTokens >= s.Options.MaxNewTokens || s.Cached + 1 >= s.Capacity;
-        var (text, finish) = s.Text.Accept(token, full);
+        var (text, finish) = s.Generation.Accept(token, s.Cached);
         Emit(s, new EngineToken(token, text, finish, logprobs));
         if (finish == FinishReason.None) s.Pending = token;
     }

@@ -4,7 +4,11 @@ using System.Runtime.Intrinsics;
 
 namespace GptJx.Tensors;
 
-/// <summary>Scalar conversions between the 16-bit storage types and fp32.</summary>
+/// <summary>
+/// Conversions between fp32 and the 16-bit storage types, rounding to nearest even as PyTorch and
+/// the device kernels do: the one place the host converts, for checkpoints, the CPU backend and the
+/// CUDA backend's host copies.
+/// </summary>
 public static class HalfConvert
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -42,6 +46,35 @@ public static class HalfConvert
         for (; i < destination.Length; i++) destination[i] = BF16ToSingle(source[i]);
     }
 
+    /// <summary>The value as stored in <paramref name="type"/> and read back.</summary>
+    public static float Round(float value, DType type) => type switch
+    {
+        DType.F16 => (float)(Half)value,
+        DType.BF16 => BF16ToSingle(SingleToBF16(value)),
+        _ => value,
+    };
+
+    /// <summary>Writes <paramref name="values"/> as elements of <paramref name="type"/> (little-endian) into <paramref name="destination"/>.</summary>
+    public static void FromSingle(ReadOnlySpan<float> values, DType type, Span<byte> destination)
+    {
+        switch (type)
+        {
+            case DType.F32:
+                MemoryMarshal.AsBytes(values).CopyTo(destination);
+                break;
+            case DType.F16:
+                var half = MemoryMarshal.Cast<byte, ushort>(destination);
+                for (int i = 0; i < values.Length; i++) half[i] = SingleToF16(values[i]);
+                break;
+            case DType.BF16:
+                var bf = MemoryMarshal.Cast<byte, ushort>(destination);
+                for (int i = 0; i < values.Length; i++) bf[i] = SingleToBF16(values[i]);
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(type));
+        }
+    }
+
     /// <summary>Reads element <paramref name="index"/> of a tensor's bytes as fp32.</summary>
     public static float Read(ReadOnlySpan<byte> bytes, DType type, long index) => type switch
     {
@@ -65,6 +98,8 @@ public static class HalfConvert
             case DType.BF16:
                 BF16ToSingle(MemoryMarshal.Cast<byte, ushort>(source)[..destination.Length], destination);
                 break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(type));
         }
     }
 }

@@ -139,15 +139,8 @@ public sealed class Gpt2Tokenizer
     /// <summary>An incremental decoder for ids that arrive one at a time.</summary>
     public StreamingDecoder CreateStreamingDecoder(bool skipSpecialTokens = false) => new(this, skipSpecialTokens);
 
-    /// <summary>
-    /// Writes vocab.json and merges.txt for this vocabulary; for GPT-2 they
-    /// are byte-identical to the original files.
-    /// </summary>
-    public void WriteFiles(string directory)
-    {
-        ArgumentException.ThrowIfNullOrEmpty(directory);
-        TokenizerFileWriter.Write(_vocab, directory);
-    }
+    /// <summary>The vocabulary and merges, for writing them back as tokenizer files.</summary>
+    internal BpeVocabulary Vocabulary => _vocab;
 
     /// <summary>Whether <paramref name="id"/> is a special token.</summary>
     public bool IsSpecialToken(int id) => _vocab.IsSpecial[CheckId(id)];

@@ -19,12 +19,7 @@ public unsafe class CpuKernelTests
 
     public static IEnumerable<KernelLevel> Levels() => Enum.GetValues<KernelLevel>().Where(l => l <= Gemm.Best);
 
-    private static float Round(float v, DType type) => type switch
-    {
-        DType.BF16 => HalfConvert.BF16ToSingle(HalfConvert.SingleToBF16(v)),
-        DType.F16 => HalfConvert.F16ToSingle(HalfConvert.SingleToF16(v)),
-        _ => v,
-    };
+    private static float Round(float v, DType type) => HalfConvert.Round(v, type);
 
     private static float[] Random(int count, int seed, float scale = 1f)
     {

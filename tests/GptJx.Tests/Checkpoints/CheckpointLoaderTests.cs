@@ -1,5 +1,6 @@
 using GptJx.Checkpoints;
 using GptJx.Tensors;
+using GptJx.TestModels;
 
 namespace GptJx.Tests.Checkpoints;
 

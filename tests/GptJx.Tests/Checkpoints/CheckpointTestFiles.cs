@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using GptJx.Checkpoints;
 using GptJx.Tensors;
+using GptJx.TestModels;
 
 namespace GptJx.Tests.Checkpoints;
 

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text;
 using GptJx.Checkpoints;
 using GptJx.Tensors;
+using GptJx.TestModels;
 
 namespace GptJx.Tests.Checkpoints;
 

@@ -2,6 +2,7 @@ using System.IO.Compression;
 using System.Text.Json;
 using GptJx.Checkpoints;
 using GptJx.Tensors;
+using GptJx.TestModels;
 
 namespace GptJx.Tests.Checkpoints;
 

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
-using GptJx.Checkpoints;
 using GptJx.Tensors;
+using GptJx.TestModels;
 
 namespace GptJx.Tests.Checkpoints;
 

@@ -48,6 +48,36 @@ public class BenchCommandTests
         }
     }
 
+    /// <summary>The default lengths fit the model: the tiny preset's context of 1024 takes the 128 and 512 token prompts.</summary>
+    [Test]
+    public void DefaultLengthsFitTheTinyPreset()
+    {
+        using var dir = new TempDirectory();
+        string json = dir.File("bench.json");
+        var r = CliRunner.Run("bench", "--preset", "tiny", "--cache-dir", dir.Path, "--device", "cpu", "--no-ceilings",
+            "--batch", "1", "--repeat", "1", "--json", json);
+        Assert.That(r.ExitCode, Is.Zero, r.Stderr);
+        using var doc = JsonDocument.Parse(File.ReadAllText(json));
+        var root = doc.RootElement;
+        Assert.That(root.GetProperty("prefill").EnumerateArray().Select(p => p.GetProperty("prompt_tokens").GetInt32()), Is.EqualTo(new[] { 128, 512 }));
+        var decode = root.GetProperty("decode")[0];
+        Assert.That(decode.GetProperty("context").GetInt32(), Is.EqualTo(128));
+        Assert.That(decode.GetProperty("steps").GetInt32(), Is.EqualTo(64));
+    }
+
+    /// <summary>Lengths given on the command line that do not fit are refused by name, before the preset is written.</summary>
+    [TestCase("--prompt-tokens", "128,2048", "error: --prompt-tokens 2048 is longer than the model's context of 1024 tokens")]
+    [TestCase("--decode-context", "1000", "error: --decode-context 1000 leaves no room for 64 new tokens in the model's context of 1024 tokens (at most 959)")]
+    [TestCase("--new-tokens", "1023", "error: --new-tokens 1023 leaves no room for a prompt in the model's context of 1024 tokens")]
+    public void LengthsBeyondTheContextAreNamed(string option, string value, string message)
+    {
+        using var dir = new TempDirectory();
+        var r = CliRunner.Run("bench", "--preset", "tiny", "--cache-dir", dir.Path, "--device", "cpu", option, value);
+        Assert.That(r.ExitCode, Is.EqualTo(2), r.Stderr);
+        Assert.That(r.Stderr, Is.EqualTo(message + "\n"));
+        Assert.That(Directory.EnumerateFileSystemEntries(dir.Path), Is.Empty, "nothing written");
+    }
+
     [TestCase(new[] { "bench" }, "give either --model DIR or --preset NAME")]
     [TestCase(new[] { "bench", "--preset", "huge" }, "error: --preset 'huge' is not one of tiny, gpt-jx-3b")]
     [TestCase(new[] { "bench", "--preset", "tiny", "--batch", "0" }, "--batch: '0' is not a positive integer")]

@@ -1,8 +1,8 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
-using GptJx.Checkpoints;
 using GptJx.Model;
 using GptJx.Tensors;
+using GptJx.TestModels;
 using GptJx.Tokenization;
 
 namespace GptJx.Tests.Generation;
@@ -16,7 +16,7 @@ namespace GptJx.Tests.Generation;
 /// </summary>
 internal static class EndOfTextModel
 {
-    public static readonly TestModelShape Shape = new(Layers: 1, Width: 32, Heads: 4, FeedForwardWidth: 64, VocabularySize: 50257, ContextLength: 64);
+    public static readonly ModelConfig Shape = ModelConfig.Tiny with { Layers = 1, Width = 32, Heads = 4, FeedForwardWidth = 64, ContextLength = 64 };
 
     public const int EndOfText = 50256;
 
@@ -24,11 +24,11 @@ internal static class EndOfTextModel
 
     public static void Write(string directory)
     {
-        var config = TestModel.Config(Shape, DType.F32, tied: true);
-        double logitScale = (double)config["mup_output_alpha"]! * (double)config["mup_width_scale"]!;
+        var config = TestModel.Config(Shape, DType.F32);
+        double logitScale = Shape.LogitScale;
         float unit = 1f / MathF.Sqrt(Shape.Width);
         // Stored slopes left out: the ALiBi formula applies (and attention sees only zeros anyway).
-        var tensors = TestModel.Tensors(Shape, DType.F32, tied: true).Where(t => !t.Name.EndsWith("slopes", StringComparison.Ordinal)).ToList();
+        var tensors = TestModel.Tensors(Shape, DType.F32).Where(t => !t.Name.EndsWith("slopes", StringComparison.Ordinal)).ToList();
         CheckpointWriter.Write(directory, CheckpointFormat.SafeTensors, tensors, (spec, bytes) =>
         {
             var values = MemoryMarshal.Cast<byte, float>(bytes);

@@ -5,6 +5,7 @@ using GptJx.Generation;
 using GptJx.Model;
 using GptJx.Serving;
 using GptJx.Tensors;
+using GptJx.TestModels;
 using GptJx.Tests.Checkpoints;
 
 namespace GptJx.Tests.Model;
@@ -12,18 +13,18 @@ namespace GptJx.Tests.Model;
 /// <summary>Configs and weights that are valid JSON and valid tensors but would make the model compute NaN, or overflow a count.</summary>
 public class HostileModelTests
 {
-    private static readonly TestModelShape Shape = new(Layers: 1, Width: 16, Heads: 2, FeedForwardWidth: 20, VocabularySize: 50257, ContextLength: 32);
+    private static readonly ModelConfig Shape = ModelConfig.Tiny with { Layers = 1, Width = 16, Heads = 2, FeedForwardWidth = 20, ContextLength = 32 };
 
     /// <summary>
     /// A small model in <paramref name="dtype"/> whose weights are <paramref name="weight"/>(tensor, element, usual value),
     /// the usual value being the ALiBi formula for the slopes and small numbers elsewhere.
     /// </summary>
-    internal static TempDirectory WriteModel(Func<string, int, float, float> weight, DType dtype = DType.F32, TestModelShape? shape = null)
+    internal static TempDirectory WriteModel(Func<string, int, float, float> weight, DType dtype = DType.F32, ModelConfig? shape = null)
     {
         var s = shape ?? Shape;
         var dir = new TempDirectory();
         var slopes = Alibi.Slopes(s.Heads);
-        CheckpointWriter.Write(dir.Path, CheckpointFormat.SafeTensors, TestModel.Tensors(s, dtype, tied: true), (spec, bytes) =>
+        CheckpointWriter.Write(dir.Path, CheckpointFormat.SafeTensors, TestModel.Tensors(s, dtype), (spec, bytes) =>
         {
             bool isSlopes = spec.Name.EndsWith("slopes", StringComparison.Ordinal);
             for (int i = 0; i < spec.ElementCount; i++)
@@ -37,7 +38,7 @@ public class HostileModelTests
                 }
             }
         });
-        File.WriteAllText(dir.File("config.json"), TestModel.Config(s, dtype, tied: true).ToJsonString());
+        File.WriteAllText(dir.File("config.json"), TestModel.Config(s, dtype).ToJsonString());
         return dir;
     }
 

@@ -3,26 +3,27 @@ using GptJx.Backends.Cpu;
 using GptJx.Checkpoints;
 using GptJx.Model;
 using GptJx.Tensors;
+using GptJx.TestModels;
 
 namespace GptJx.Tests.Model;
 
 /// <summary>Checkpoints that do not fit their config are refused with the file and tensor named.</summary>
 public class ModelLoadErrorTests
 {
-    private static readonly TestModelShape Shape = new(Layers: 1, Width: 16, Heads: 2, FeedForwardWidth: 20, VocabularySize: 50257, ContextLength: 32);
+    private static readonly ModelConfig Shape = ModelConfig.Tiny with { Layers = 1, Width = 16, Heads = 2, FeedForwardWidth = 20, ContextLength = 32 };
 
     /// <summary>Writes the small model with its tensor list edited by <paramref name="edit"/>; slopes get <paramref name="slopes"/>.</summary>
     private static TempDirectory Write(Func<List<TensorSpec>, List<TensorSpec>> edit, float[]? slopes = null)
     {
         var dir = new TempDirectory();
-        var specs = edit(TestModel.Tensors(Shape, DType.F32, tied: true));
+        var specs = edit(TestModel.Tensors(Shape, DType.F32));
         CheckpointWriter.Write(dir.Path, CheckpointFormat.SafeTensors, specs, (spec, bytes) =>
         {
             var values = MemoryMarshal.Cast<byte, float>(bytes);
             if (spec.Name.EndsWith("slopes", StringComparison.Ordinal)) (slopes ?? Alibi.Slopes(Shape.Heads)).CopyTo(values);
             else for (int i = 0; i < values.Length; i++) values[i] = 0.01f * ((i * 7919) % 13 - 6);
         });
-        File.WriteAllText(dir.File("config.json"), TestModel.Config(Shape, DType.F32, tied: true).ToJsonString());
+        File.WriteAllText(dir.File("config.json"), TestModel.Config(Shape, DType.F32).ToJsonString());
         return dir;
     }
 
@@ -86,7 +87,7 @@ public class ModelLoadErrorTests
     public void UntiedConfigWithoutHeadIsRefused()
     {
         using var dir = Write(specs => specs);
-        File.WriteAllText(dir.File("config.json"), TestModel.Config(Shape, DType.F32, tied: false).ToJsonString());
+        File.WriteAllText(dir.File("config.json"), TestModel.Config(Shape with { TieWordEmbeddings = false }, DType.F32).ToJsonString());
         var e = LoadError(dir);
         Assert.That(e.Message, Does.Contain("tensor 'lm_head.weight'").And.Contain("missing, and tie_word_embeddings is false"));
     }

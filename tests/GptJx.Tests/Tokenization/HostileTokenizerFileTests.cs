@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using GptJx.TestModels;
 using GptJx.Tests.Checkpoints;
 using GptJx.Tokenization;
 

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using GptJx.TestModels;
 using GptJx.Tokenization;
 
 namespace GptJx.Tests.Tokenization;

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using GptJx.TestModels;
 using GptJx.Tokenization;
 
 namespace GptJx.Tests.Tokenization;

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Text.Json;
 
-namespace GptJx.Checkpoints;
+namespace GptJx.TestModels;
 
 /// <summary>Writes one .safetensors file: header from the specs, then each tensor's bytes in order.</summary>
 internal static class SafeTensorsWriter

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace GptJx.Checkpoints;
+namespace GptJx.TestModels;
 
 /// <summary>
 /// Writes a torch.save archive of a state dict: <c>data.pkl</c>, <c>byteorder</c>,

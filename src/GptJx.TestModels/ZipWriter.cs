@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
 
-namespace GptJx.Checkpoints;
+namespace GptJx.TestModels;
 
 /// <summary>
 /// Writes a zip of stored (uncompressed) members the way torch.save does: each

@@ -1,12 +1,12 @@
 using System.Text.Json;
 
-namespace GptJx.Checkpoints;
+namespace GptJx.TestModels;
 
 /// <summary>
 /// Writes checkpoints (test models, up to the full-size one) tensor by tensor
 /// with memory bounded by the largest tensor. Every file is written under a
 /// temporary name and renamed only when all of them are complete, the entry
-/// file (the one <see cref="CheckpointLoader"/> looks for) last, so a failed
+/// file (the one <see cref="Checkpoints.CheckpointLoader"/> looks for) last, so a failed
 /// write never leaves a half checkpoint under the final names.
 /// </summary>
 public static class CheckpointWriter

@@ -1,4 +1,4 @@
-namespace GptJx.Checkpoints;
+namespace GptJx.TestModels;
 
 /// <summary>
 /// Produces tensor bytes for the writers with bounded memory: one buffer the

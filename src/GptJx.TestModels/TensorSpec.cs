@@ -1,6 +1,6 @@
 using GptJx.Tensors;
 
-namespace GptJx.Checkpoints;
+namespace GptJx.TestModels;
 
 /// <summary>A tensor to be written: name, element type and row-major shape.</summary>
 public sealed record TensorSpec(string Name, DType DType, long[] Shape)

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 
-namespace GptJx.Checkpoints;
+namespace GptJx.TestModels;
 
 /// <summary>
 /// The zip CRC-32 (reflected polynomial 0xEDB88320), eight bytes per step:

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using GptJx.Tensors;
 
-namespace GptJx.Checkpoints;
+namespace GptJx.TestModels;
 
 /// <summary>One tensor as a torch.save state dict describes it.</summary>
 internal sealed record PickledTensor(string Name, DType DType, string StorageKey, long StorageElements,
@@ -22,7 +22,7 @@ internal sealed record PickledTensor(string Name, DType DType, string StorageKey
 /// Writes the <c>data.pkl</c> of a torch.save archive: a protocol-2 pickle of an
 /// OrderedDict whose values are <c>torch._utils._rebuild_tensor_v2</c> calls on
 /// typed storages named by persistent ids, which is what torch.save emits for a
-/// state dict and what torch.load (and <see cref="TorchUnpickler"/>) reads.
+/// state dict and what torch.load (and <see cref="Checkpoints.TorchUnpickler"/>) reads.
 /// </summary>
 internal static class TorchPickleWriter
 {

@@ -1,6 +1,7 @@
 using System.Text;
+using GptJx.Tokenization;
 
-namespace GptJx.Tokenization;
+namespace GptJx.TestModels;
 
 /// <summary>
 /// Writes vocab.json and merges.txt in the exact format of GPT-2's original
@@ -9,10 +10,16 @@ namespace GptJx.Tokenization;
 /// final newline; a "#version: 0.2" header, one "left right" merge a line),
 /// so that the embedded ranks reproduce the original files byte for byte.
 /// </summary>
-internal static class TokenizerFileWriter
+public static class TokenizerFileWriter
 {
-    public static void Write(BpeVocabulary vocab, string directory)
+    /// <summary>
+    /// Writes vocab.json and merges.txt for the tokenizer's vocabulary; for GPT-2 they are
+    /// byte-identical to the original files.
+    /// </summary>
+    public static void WriteFiles(this Gpt2Tokenizer tokenizer, string directory)
     {
+        ArgumentException.ThrowIfNullOrEmpty(directory);
+        var vocab = tokenizer.Vocabulary;
         Directory.CreateDirectory(directory);
         var utf8 = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false);
         File.WriteAllText(Path.Combine(directory, TokenizerFiles.VocabFileName), VocabJson(vocab), utf8);
